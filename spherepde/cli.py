@@ -1,2 +1,142 @@
-def main(argv=None):
-    raise SystemExit("not yet")
+"""The ``spherepde`` command (design.md §2).
+
+Exit codes: 0 success, 2 invalid input (one line on stderr), 1 numerical failure
+(the run file keeps the last good state), 130 interrupted (checkpoint kept).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError, NumericalFailure
+
+
+def _cmd_run(args) -> int:
+    from . import config, solver
+
+    cfg = config.load(args.config)
+    summary = solver.run(cfg, args.out, resume=args.resume, progress=None if not args.quiet else False)
+    print(f"finished: t = {summary['t']:g}, {summary['snapshots']} snapshots, {summary['steps']} steps, "
+          f"{summary['wall_time']:.1f} s -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_linear(args) -> int:
+    from . import linear
+
+    if args.phase_diagram:
+        if args.out is None or args.beta_max is None:
+            raise InputError("--phase-diagram needs --beta-max B and --out FIG")
+        linear.plot_phase_diagram(args.dim, args.beta_max, args.out)
+        print(f"wrote {args.out}", file=sys.stderr)
+        return 0
+    if args.beta is None:
+        raise InputError("--beta B is required (or use --phase-diagram)")
+    report = linear.report(args.beta, args.dim, args.model, lmax=args.lmax, kappa=args.kappa)
+    print(json.dumps(report) if args.json else linear.format_report(report))
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from . import compare
+
+    result = compare.compare_run(args.run)
+    if args.plot:
+        compare.plot_comparison(result, args.plot)
+    print(json.dumps(result) if args.json else compare.format_comparison(result))
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from . import plot
+
+    for path in plot.plot_run(args.run, args.out):
+        print(path)
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from . import demo
+
+    demo.main(Path(args.out))
+    return 0
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use a finite number")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spherepde", description="Mean-field PDE of self-attention dynamics on S² and S¹.")
+    parser.add_argument("--version", action="version", version=f"spherepde {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run a simulation from a TOML config into an HDF5 file")
+    p.add_argument("config", help="configuration file (TOML)")
+    p.add_argument("--out", required=True, help="output run file (HDF5)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("linear", help="linear theory around the uniform state: growth rate per degree")
+    p.add_argument("--beta", type=_finite, help="inverse temperature β")
+    p.add_argument("--dim", type=int, default=3, help="ambient dimension d of S^(d-1) (default 3)")
+    p.add_argument("--model", default="SA", type=str.upper, help="SA or USA (default SA)")
+    p.add_argument("--lmax", type=int, help="largest degree listed")
+    p.add_argument("--kappa", type=_finite, help="add diffusion (1/κ)Δ (noisy tokens)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--phase-diagram", action="store_true", help="plot the dominant degree l*(β) with its switch points")
+    p.add_argument("--beta-max", type=_finite, help="with --phase-diagram: largest β")
+    p.add_argument("--out", help="with --phase-diagram: figure file")
+    p.set_defaults(func=_cmd_linear)
+
+    p = sub.add_parser("compare", help="measured vs predicted growth rates of a run")
+    p.add_argument("run", help="run file (HDF5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", help="also draw the comparison into this figure file")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("plot", help="figures of a run")
+    p.add_argument("run", help="run file (HDF5)")
+    p.add_argument("--out", required=True, help="directory for the figures")
+    p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("demo", help="the main job: SA at β = 9 on S², figures and a summary")
+    p.add_argument("--out", default="out/demo", help="directory for the run file and figures (default out/demo)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"spherepde: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except NumericalFailure as exc:
+        print(f"spherepde: numerical failure: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("spherepde: interrupted; the run file keeps a checkpoint (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+def console():
+    """Entry point of the installed ``spherepde`` script."""
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Run configuration (TOML, design.md §2): validation, defaults, and the resolved form.
+
+``resolve`` turns a user's mapping into a complete, checked configuration or
+raises :class:`InputError` with one line naming the key and what is allowed.
+``dumps`` writes the resolved configuration back as TOML (stored in run files).
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+from .errors import InputError
+from .model import kernel_bandwidth
+
+# The kernel must be resolved: |ĥ_l| < KERNEL_TOL · ĥ_0 beyond lmax.
+KERNEL_TOL = 1e-8
+
+# section -> key -> (kind, default); default None means optional without default.
+_COMMON = {
+    "model": {"name": ("str", "SA"), "beta": ("float", 9.0), "Q": ("matrix", None), "K": ("matrix", None), "V": ("matrix", None)},
+    "domain": {"kind": ("str", "sphere"), "lmax": ("int", 63)},
+    "time": {
+        "t_end": ("float", 10.0),
+        "save_every": ("float", 0.25),
+        "rtol": ("float", 1e-8),
+        "method": ("str", "dopri5"),
+        "dt": ("float", None),
+    },
+    "numerics": {"max_tail_energy": ("float", 1e-5), "max_negative_density": ("float", 1e-3), "threads": ("int", 1)},
+}
+INITIAL_KINDS = {
+    "perturbed_uniform": {"amplitude": ("float", 1e-3), "modes": ("modes", None), "seed": ("int", 0)},
+    "von_mises_fisher": {"kappa": ("float", None), "mean": ("vector", None)},
+    "von_mises": {"kappa": ("float", None), "psi": ("float", 0.0)},
+    "wrapped_cauchy": {"R0": ("float", None), "psi": ("float", 0.0)},
+    "particles": {"points": ("points", None), "path": ("str", None), "bandwidth": ("float", None)},
+    "from_file": {"path": ("str", None), "time": ("float", None)},
+}
+DOMAINS = {"sphere": 3, "circle": 2}
+METHODS = ("dopri5", "rk4")
+
+
+def _fail(key: str, value, allowed: str):
+    raise InputError(f"{key} = {value!r} is not allowed: {allowed}")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check(key: str, kind: str, v):
+    if kind == "str":
+        if not isinstance(v, str):
+            _fail(key, v, "use a string")
+        return v
+    if kind == "int":
+        if not isinstance(v, int) or isinstance(v, bool):
+            _fail(key, v, "use an integer")
+        return v
+    if kind == "float":
+        if not _is_number(v) or not math.isfinite(v):
+            _fail(key, v, "use a finite real number")
+        return float(v)
+    if kind == "vector":
+        if not isinstance(v, list) or not all(_is_number(x) and math.isfinite(x) for x in v):
+            _fail(key, v, "use a list of finite real numbers")
+        return [float(x) for x in v]
+    if kind in ("matrix", "points"):
+        if not isinstance(v, list) or not v or not all(isinstance(r, list) for r in v):
+            _fail(key, v, "use a list of lists of finite real numbers")
+        return [_check(key, "vector", r) for r in v]
+    if kind == "modes":
+        if not isinstance(v, list) or not v or not all(
+            isinstance(r, list) and len(r) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in r) for r in v
+        ):
+            _fail(key, v, "use a non-empty list of [l, m] integer pairs")
+        return [list(r) for r in v]
+    raise AssertionError(kind)
+
+
+def _section(name: str, given: dict, schema: dict) -> dict:
+    if not isinstance(given, dict):
+        _fail(f"[{name}]", given, "it must be a table")
+    unknown = sorted(set(given) - set(schema))
+    if unknown:
+        _fail(f"{name}.{unknown[0]}", given[unknown[0]], f"the keys of [{name}] are {', '.join(schema)}")
+    out = {}
+    for key, (kind, default) in schema.items():
+        if key in given:
+            out[key] = _check(f"{name}.{key}", kind, given[key])
+        elif default is not None:
+            out[key] = default
+    return out
+
+
+def resolve(config: dict) -> dict:
+    """Check a configuration mapping and fill in every default."""
+    if not isinstance(config, dict):
+        raise InputError("the configuration must be a TOML table")
+    sections = set(_COMMON) | {"initial"}
+    unknown = sorted(set(config) - sections)
+    if unknown:
+        _fail(f"[{unknown[0]}]", "…", f"the sections are {', '.join(sorted(sections))}")
+    cfg = {name: _section(name, config.get(name, {}), schema) for name, schema in _COMMON.items()}
+
+    model = cfg["model"]
+    model["name"] = model["name"].upper()
+    if model["name"] not in ("SA", "USA"):
+        _fail("model.name", model["name"], "use 'SA' or 'USA'")
+    domain = cfg["domain"]
+    domain["kind"] = domain["kind"].lower()
+    if domain["kind"] not in DOMAINS:
+        _fail("domain.kind", domain["kind"], "use 'sphere' or 'circle'")
+    if domain["lmax"] < 2:
+        _fail("domain.lmax", domain["lmax"], "use an integer >= 2")
+    d = DOMAINS[domain["kind"]]
+    needed = kernel_bandwidth(model["beta"], d, KERNEL_TOL)
+    if domain["lmax"] < needed:
+        _fail(
+            "domain.lmax", domain["lmax"],
+            f"too small for beta = {model['beta']:g}: the kernel's Funk-Hecke coefficients fall below "
+            f"{KERNEL_TOL:g} of h_0 only from degree {needed} on; use lmax >= {needed}",
+        )
+    for key in ("Q", "K", "V"):
+        if key in model:
+            m = model[key]
+            if len(m) != d or any(len(r) != d for r in m):
+                _fail(f"model.{key}", m, f"use a {d}x{d} matrix on the {domain['kind']}")
+            if any(m[i][j] != float(i == j) for i in range(d) for j in range(d)):
+                _fail(f"model.{key}", m, "only the identity is supported by the PDE solver so far")
+
+    time = cfg["time"]
+    time["method"] = time["method"].lower()
+    if time["method"] not in METHODS:
+        _fail("time.method", time["method"], "use 'dopri5' (adaptive) or 'rk4' (fixed step)")
+    if time["t_end"] <= 0:
+        _fail("time.t_end", time["t_end"], "use a positive time")
+    if not 0 < time["save_every"] <= time["t_end"]:
+        _fail("time.save_every", time["save_every"], f"use a positive time no larger than t_end = {time['t_end']}")
+    if not 0 < time["rtol"] < 1:
+        _fail("time.rtol", time["rtol"], "use a tolerance between 0 and 1")
+    if time["method"] == "rk4":
+        if "dt" not in time:
+            raise InputError("time.dt is missing: method = 'rk4' needs a fixed step dt")
+        if not 0 < time["dt"] <= time["save_every"]:
+            _fail("time.dt", time["dt"], f"use a positive step no larger than save_every = {time['save_every']}")
+    elif "dt" in time:
+        _fail("time.dt", time["dt"], "a fixed step goes with method = 'rk4'; the adaptive method uses rtol")
+    if not 0 < cfg["numerics"]["max_tail_energy"] < 1:
+        _fail("numerics.max_tail_energy", cfg["numerics"]["max_tail_energy"], "use a number between 0 and 1")
+    if not 0 <= cfg["numerics"]["max_negative_density"] < 1:
+        _fail("numerics.max_negative_density", cfg["numerics"]["max_negative_density"], "use a number in [0, 1)")
+    if cfg["numerics"]["threads"] < 0:
+        _fail("numerics.threads", cfg["numerics"]["threads"], "use 0 (all cores) or a positive count")
+
+    initial = config.get("initial", {})
+    if not isinstance(initial, dict):
+        _fail("[initial]", initial, "it must be a table")
+    kind = initial.get("kind", "perturbed_uniform")
+    if not isinstance(kind, str) or kind.lower() not in INITIAL_KINDS:
+        _fail("initial.kind", kind, f"use one of {', '.join(INITIAL_KINDS)}")
+    kind = kind.lower()
+    cfg["initial"] = {"kind": kind, **_section("initial", {k: v for k, v in initial.items() if k != "kind"}, INITIAL_KINDS[kind])}
+    _check_initial(cfg["initial"], domain["kind"], d)
+    return cfg
+
+
+def _check_initial(ini: dict, domain: str, d: int):
+    kind = ini["kind"]
+    circle_only, sphere_only = ("von_mises", "wrapped_cauchy"), ("von_mises_fisher",)
+    if (kind in circle_only and domain != "circle") or (kind in sphere_only and domain != "sphere"):
+        _fail("initial.kind", kind, f"this initial density is not defined on the {domain}")
+    need = {"von_mises_fisher": ("kappa", "mean"), "von_mises": ("kappa",), "wrapped_cauchy": ("R0",), "from_file": ("path",), "particles": ("bandwidth",)}
+    for key in need.get(kind, ()):
+        if key not in ini:
+            raise InputError(f"initial.{key} is missing: initial kind '{kind}' needs it")
+    if kind == "perturbed_uniform" and ini["amplitude"] < 0:
+        _fail("initial.amplitude", ini["amplitude"], "use a non-negative amplitude")
+    if "kappa" in ini and ini["kappa"] < 0:
+        _fail("initial.kappa", ini["kappa"], "use a non-negative concentration")
+    if kind == "von_mises_fisher" and (len(ini["mean"]) != d or not any(ini["mean"])):
+        _fail("initial.mean", ini["mean"], f"use a non-zero vector of length {d}")
+    if kind == "wrapped_cauchy" and not 0 <= ini["R0"] < 1:
+        _fail("initial.R0", ini["R0"], "use 0 <= R0 < 1")
+    if kind == "particles":
+        if ("points" in ini) == ("path" in ini):
+            raise InputError("initial kind 'particles' needs exactly one of initial.points (a list) or initial.path (a .npy file)")
+        if ini["bandwidth"] <= 0:
+            _fail("initial.bandwidth", ini["bandwidth"], "use a positive concentration (von Mises–Fisher kappa of each kernel)")
+        if "points" in ini and any(len(p) != d for p in ini["points"]):
+            _fail("initial.points", ini["points"], f"use points with {d} coordinates")
+
+
+def load(path: str | Path) -> dict:
+    """Read and resolve a TOML configuration file."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise InputError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"config file {str(path)!r} cannot be read: {exc.strerror}") from None
+    return resolve(raw)
+
+
+def _value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ("inf" if v > 0 else "-inf") if not math.isnan(v) else "nan"
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    return str(v)
+
+
+def dumps(cfg: dict) -> str:
+    """The configuration as TOML text (tables of scalars and lists)."""
+    lines = []
+    for name, table in cfg.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {_value(v)}" for key, v in table.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def loads(text: str) -> dict:
+    """Parse and resolve TOML text."""
+    try:
+        return resolve(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"configuration is not valid TOML: {exc}") from None

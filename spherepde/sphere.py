@@ -1,0 +1,170 @@
+"""S² discretized by spherical harmonics (SHTns) on a dealiased Gauss grid.
+
+A field f is stored by its SHTns coefficients c_lm (orthonormal with respect
+to the area measure, m ≥ 0, complex). With respect to the normalized measure σ
+the real orthonormal harmonics are (theory.md §1; the (-1)^m cancels SHTns'
+Condon–Shortley phase, so that Y_11 = √3 x, Y_1,-1 = √3 y, Y_10 = √3 z)
+
+    Y_l0 = √(4π) Y_l^0,   Y_lm = (-1)^m √(8π) Re Y_l^m,   Y_l,-m = (-1)^m √(8π) Im Y_l^m   (m > 0),
+
+so f = Σ a_lm Y_lm with a_l0 = c_l0/√(4π), a_lm = (-1)^m √2 Re c_lm/√(4π),
+a_l,-m = -(-1)^m √2 Im c_lm/√(4π). The grid has nlat ≥ 3(lmax+1)/2 Gauss latitudes
+(3/2 rule), so that products of two band-limited fields are analysed without
+aliasing and the quadrature is exact to degree 3·lmax.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import sys
+
+import numpy as np
+
+from .errors import InputError
+
+SQRT4PI = np.sqrt(4.0 * np.pi)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Send C-level stdout to stderr, so that machine-readable output stays clean."""
+    libc = ctypes.CDLL(None)
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        libc.fflush(None)
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+with _stdout_to_stderr():
+    import shtns  # prints a build banner when loaded
+
+
+class Sphere:
+    """Spectral discretization of S² ⊂ R³ with truncation degree ``lmax``."""
+
+    kind = "sphere"
+    d = 3
+
+    def __init__(self, lmax: int, nthreads: int = 1):
+        if isinstance(lmax, bool) or not isinstance(lmax, (int, np.integer)) or not 2 <= lmax <= 2047:
+            raise InputError(f"lmax = {lmax!r} is not allowed on the sphere: use an integer from 2 to 2047")
+        self.lmax = int(lmax)
+        self._sh = sh = shtns.sht(self.lmax, norm=shtns.sht_orthonormal, nthreads=nthreads)
+        nlat, nphi = sh.set_grid(nl_order=2, flags=shtns.sht_gauss)
+        self.grid_shape = (nlat, nphi)
+        self.theta = np.arccos(sh.cos_theta)
+        self.phi = 2.0 * np.pi * np.arange(nphi) / nphi
+        half = sh.gauss_wts()
+        column = np.concatenate([half, half[::-1]]) if 2 * half.size == nlat else half
+        self.weights = np.outer(column, np.ones(nphi)) / column.sum() / nphi
+        self.degrees = np.asarray(sh.l, dtype=int)
+        self.orders = np.asarray(sh.m, dtype=int)
+        # |a|² per coefficient: Σ_m a_lm² = (|c_l0|² + 2 Σ_{m>0} |c_lm|²)/(4π)
+        self._energy_weight = np.where(self.orders == 0, 1.0, 2.0) / (4.0 * np.pi)
+        self._laplace = self.degrees * (self.degrees + 1.0)
+        base = self.degrees**2 + self.degrees
+        self._positive = self.orders > 0
+        self._cos = base + self.orders
+        self._sin = (base - self.orders)[self._positive]
+        sign = np.where(self.orders % 2, -1.0, 1.0)
+        self._real_scale = np.where(self._positive, np.sqrt(2.0) * sign, 1.0) / SQRT4PI
+        self._zero_spec = np.zeros(sh.nlm, complex)
+        self._spat = [np.empty(self.grid_shape) for _ in range(3)]
+        self._spec = [np.empty(sh.nlm, complex) for _ in range(2)]
+
+    @property
+    def size(self) -> int:
+        """Number of (complex) spectral coefficients."""
+        return self._sh.nlm
+
+    @property
+    def grid(self) -> dict[str, np.ndarray]:
+        """Grid coordinates as written to run files: colatitude θ and longitude φ."""
+        return {"theta": self.theta, "phi": self.phi}
+
+    def points(self) -> np.ndarray:
+        """Cartesian coordinates of the grid points, shape grid_shape + (3,)."""
+        t, p = np.meshgrid(self.theta, self.phi, indexing="ij")
+        return np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], axis=-1)
+
+    # transforms -------------------------------------------------------------
+    def analysis(self, f: np.ndarray) -> np.ndarray:
+        """Coefficients of the degree ≤ lmax projection of the grid function f."""
+        return self._sh.analys(np.ascontiguousarray(f, dtype=float))
+
+    def synthesis(self, c: np.ndarray) -> np.ndarray:
+        """Grid values of Σ c_lm Y_l^m."""
+        return self._sh.synth(np.ascontiguousarray(c, dtype=complex))
+
+    def scalar_and_gradient(self, c: np.ndarray, p: np.ndarray):
+        """Grid values of f = Σ c Y and of ∇u = (∂_θ u, ∂_φ u / sin θ) for u = Σ p Y, in one transform.
+
+        The returned arrays are work buffers, overwritten by the next call.
+        """
+        f, gt, gp = self._spat
+        self._sh.SHqst_to_spat(c, p, self._zero_spec, f, gt, gp)
+        return f, (gt, gp)
+
+    def divergence(self, v) -> np.ndarray:
+        """Coefficients of div v for a tangent field v = (v_θ, v_φ) on the grid: div ∇S = -l(l+1) S."""
+        s, t = self._spec
+        self._sh.spat_to_SHsphtor(np.ascontiguousarray(v[0]), np.ascontiguousarray(v[1]), s, t)
+        return -self._laplace * s
+
+    def speed(self, v) -> np.ndarray:
+        """|v| on the grid."""
+        return np.hypot(v[0], v[1])
+
+    # quadratic functionals (σ-normalized real coefficients) -------------------
+    def degree_energy(self, c: np.ndarray) -> np.ndarray:
+        """Σ_m a_lm² for l = 0..lmax."""
+        return np.bincount(self.degrees, weights=self._energy_weight * np.abs(c) ** 2, minlength=self.lmax + 1)
+
+    def inner(self, a: np.ndarray, b: np.ndarray) -> float:
+        """∫ f g dσ for f = Σ a Y, g = Σ b Y."""
+        return float(np.sum(self._energy_weight * (a * np.conj(b)).real))
+
+    def mean(self, c: np.ndarray) -> float:
+        """∫ f dσ."""
+        return float(c[0].real) / SQRT4PI
+
+    # real harmonics: a[l² + l + m] = a_lm, ordered by degree ---------------------
+    @property
+    def real_size(self) -> int:
+        """Number of real coefficients a_lm, (lmax+1)²."""
+        return (self.lmax + 1) ** 2
+
+    def real_coefficients(self, c: np.ndarray) -> np.ndarray:
+        """The σ-normalized real coefficients a_lm = ∫ f Y_lm dσ, ordered (l, m = -l..l)."""
+        a = np.zeros(self.real_size)
+        a[self._cos] = self._real_scale * c.real
+        a[self._sin] = -self._real_scale[self._positive] * c[self._positive].imag
+        return a
+
+    def from_real_coefficients(self, a: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`real_coefficients`."""
+        c = a[self._cos] / self._real_scale + 0j
+        c[self._positive] -= 1j * a[self._sin] / self._real_scale[self._positive]
+        return c
+
+    def real_index(self, l: int, m: int) -> int:
+        """Position of a_lm in the real layout (m < 0: the sin |m|φ harmonic)."""
+        if not (isinstance(l, (int, np.integer)) and isinstance(m, (int, np.integer))) or not (
+            0 <= l <= self.lmax and -l <= m <= l
+        ):
+            raise InputError(
+                f"mode [{l}, {m}] is not allowed on the sphere: use integers 0 <= l <= lmax = {self.lmax}, -l <= m <= l"
+            )
+        return int(l * l + l + m)
+
+    def rotate(self, c: np.ndarray, alpha: float, beta: float, gamma: float) -> np.ndarray:
+        """Coefficients of f∘R⁻¹ for the rotation R with ZYZ Euler angles (α, β, γ)."""
+        sh = self._sh
+        return sh.Zrotate(sh.Yrotate(sh.Zrotate(np.ascontiguousarray(c, complex), gamma), beta), alpha)

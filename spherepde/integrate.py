@@ -55,11 +55,12 @@ class RK4:
 
     def step(self, f: Callable, t: float, y: np.ndarray, t_stop: float):
         h = t_stop - t if t_stop - t < self.dt * (1 + 1e-9) else self.dt
-        k1 = f(t, y)
-        k2 = f(t + h / 2, y + (h / 2) * k1)
-        k3 = f(t + h / 2, y + (h / 2) * k2)
-        k4 = f(t + h, y + h * k3)
-        y_new = y + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
+        with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is reported below
+            k1 = f(t, y)
+            k2 = f(t + h / 2, y + (h / 2) * k1)
+            k3 = f(t + h / 2, y + (h / 2) * k2)
+            k4 = f(t + h, y + h * k3)
+            y_new = y + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
         _check_finite(y_new, t)
         return (t_stop if h == t_stop - t else t + h), y_new
 
@@ -98,6 +99,10 @@ class DormandPrince:
         return f(t, y)
 
     def step(self, f: Callable, t: float, y: np.ndarray, t_stop: float):
+        with np.errstate(over="ignore", invalid="ignore"):  # a blow-up shows as err = inf: rejected
+            return self._step(f, t, y, t_stop)
+
+    def _step(self, f: Callable, t: float, y: np.ndarray, t_stop: float):
         k1 = self._first(f, t, y)
         if self.h is None:
             size, slope = np.linalg.norm(y[1:]), np.linalg.norm(k1)

@@ -27,22 +27,23 @@ SQRT4PI = np.sqrt(4.0 * np.pi)
 
 
 @contextlib.contextmanager
-def _stdout_to_stderr():
-    """Send C-level stdout to stderr, so that machine-readable output stays clean."""
+def _silenced_stdout():
+    """Discard C-level stdout, so that machine-readable output and stderr stay clean."""
     libc = ctypes.CDLL(None)
     sys.stdout.flush()
     saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(2, 1)
+        os.dup2(devnull, 1)
         yield
     finally:
         libc.fflush(None)
-        sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+        os.close(devnull)
 
 
-with _stdout_to_stderr():
+with _silenced_stdout():
     import shtns  # prints a build banner when loaded
 
 

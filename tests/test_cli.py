@@ -1,0 +1,175 @@
+"""The command line and the run-file contract of design.md §2 (exit codes, layout, resume)."""
+import subprocess
+import sys
+import tomllib
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import make_config
+from spherepde import config, io, solver
+
+GOOD = """
+[model]
+name = "SA"
+beta = 4.0
+[domain]
+kind = "sphere"
+lmax = 20
+[initial]
+kind = "perturbed_uniform"
+amplitude = 0.05
+seed = 3
+[time]
+t_end = 1.0
+save_every = 0.25
+"""
+
+
+def spherepde(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "spherepde", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_run_writes_the_documented_file(tmp_path):
+    (tmp_path / "c.toml").write_text(GOOD)
+    out = tmp_path / "run.h5"
+    result = spherepde("run", tmp_path / "c.toml", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert "t = 0.5 / 1" in result.stderr  # a log line per snapshot when not on a terminal
+    with h5py.File(out) as h5:
+        t = h5["t"][...]
+        np.testing.assert_array_equal(t, [0, 0.25, 0.5, 0.75, 1.0])
+        rho, w = h5["density"][...], h5["grid/weights"][...]
+        theta, phi = h5["grid/theta"][...], h5["grid/phi"][...]
+        assert rho.shape == (5, theta.size, phi.size) and w.shape == rho.shape[1:]
+        assert w.sum() == pytest.approx(1.0, abs=1e-14)
+        assert np.all(np.diff(theta) > 0) and 0 < theta[0] and theta[-1] < np.pi
+        np.testing.assert_allclose(phi, 2 * np.pi * np.arange(phi.size) / phi.size)
+        diag = {k: v[...] for k, v in h5["diagnostics"].items()}
+        assert {"mass", "energy", "min_density", "spectrum", "tail_energy"} <= set(diag)
+        assert diag["spectrum"].shape == (5, 21)
+        cfg = tomllib.loads(h5.attrs["config"])
+        assert cfg["model"]["beta"] == 4.0 and cfg["domain"]["lmax"] == 20
+        assert h5.attrs["version"]
+    # independent checks of the stored diagnostics from the grid values and weights alone
+    mass = np.einsum("tij,ij->t", rho, w)
+    np.testing.assert_allclose(diag["mass"], mass, rtol=1e-14)
+    np.testing.assert_allclose(mass, 1.0, atol=1e-13)
+    np.testing.assert_allclose(diag["min_density"], rho.min(axis=(1, 2)))
+    x = np.stack(np.broadcast_arrays(np.sin(theta)[:, None] * np.cos(phi), np.sin(theta)[:, None] * np.sin(phi), np.cos(theta)[:, None]))
+    m = np.einsum("kij,tij,ij->tk", x, rho, w)
+    # Y_1m = √3 x_m, so the energy of degree 1 is 3 |∫ x ρ dσ|²
+    np.testing.assert_allclose(diag["spectrum"][:, 1], 3 * np.sum(m * m, axis=1), rtol=1e-10)
+    np.testing.assert_allclose(diag["spectrum"][:, 0], mass**2, rtol=1e-12)
+    total = np.einsum("tij,ij->t", rho**2, w)
+    np.testing.assert_allclose(diag["spectrum"].sum(axis=1), total, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "text,key",
+    [(GOOD.replace('name = "SA"', 'name = "XA"'), "model.name"),
+     (GOOD.replace("beta = 4.0", "beta = nan"), "model.beta"),
+     (GOOD.replace("lmax = 20", "lmax = 3"), "domain.lmax"),
+     (GOOD.replace("amplitude = 0.05", "amplitude = 5.0"), "negative"),
+     (GOOD + "\n[extra]\n", "[extra]"),
+     (GOOD.replace("[time]", "[time]\nstep = 1"), "time.step")],
+)
+def test_invalid_input_exits_2_with_one_line_and_writes_nothing(tmp_path, text, key):
+    (tmp_path / "c.toml").write_text(text)
+    out = tmp_path / "run.h5"
+    result = spherepde("run", tmp_path / "c.toml", "--out", out)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0] and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_unwritable_output_exits_2(tmp_path):
+    (tmp_path / "c.toml").write_text(GOOD)
+    result = spherepde("run", tmp_path / "c.toml", "--out", tmp_path / "no" / "such" / "dir.h5")
+    assert result.returncode == 2 and "cannot be written" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_lost_resolution_exits_1_and_keeps_the_file(tmp_path):
+    text = GOOD.replace("beta = 4.0", "beta = 9.0").replace("t_end = 1.0", "t_end = 40.0").replace("save_every = 0.25", "save_every = 1.0")
+    (tmp_path / "c.toml").write_text(text)
+    out = tmp_path / "run.h5"
+    result = spherepde("run", tmp_path / "c.toml", "--out", out)
+    assert result.returncode == 1
+    assert "larger lmax" in result.stderr and "Traceback" not in result.stderr
+    run = io.read_run(out)
+    assert run["status"] == "failed" and "lmax" in run["message"]
+    assert 5 < len(run["t"]) < 40
+    assert np.all(run["diagnostics"]["min_density"] > -1e-3 * run["diagnostics"]["max_density"])
+    with h5py.File(out) as h5:
+        assert h5["checkpoint"].attrs["t"] >= run["t"][-1]
+
+
+def test_resume_continues_bit_for_bit(tmp_path, monkeypatch):
+    cfg = make_config("SA", 6.0, lmax=20, t_end=3.0, save_every=0.5, initial={"kind": "perturbed_uniform", "amplitude": 0.02, "seed": 4})
+    solver.run(cfg, tmp_path / "whole.h5")
+
+    calls = {"n": 0}
+    original = solver._Progress.update
+
+    def interrupt_after_three(self, *args):
+        original(self, *args)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(solver._Progress, "update", interrupt_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        solver.run(cfg, tmp_path / "split.h5")
+    assert io.read_run(tmp_path / "split.h5")["status"] == "interrupted"
+    monkeypatch.setattr(solver._Progress, "update", original)
+    solver.run(cfg, tmp_path / "split.h5", resume=True)
+
+    whole, split = io.read_run(tmp_path / "whole.h5"), io.read_run(tmp_path / "split.h5")
+    np.testing.assert_array_equal(whole["t"], split["t"])
+    for name in whole["diagnostics"]:
+        np.testing.assert_array_equal(whole["diagnostics"][name], split["diagnostics"][name])
+    for i in range(len(whole["t"])):
+        np.testing.assert_array_equal(io.read_density(tmp_path / "whole.h5", i), io.read_density(tmp_path / "split.h5", i))
+
+
+def test_resume_refuses_another_config(tmp_path):
+    (tmp_path / "c.toml").write_text(GOOD)
+    out = tmp_path / "run.h5"
+    assert spherepde("run", tmp_path / "c.toml", "--out", out).returncode == 0
+    (tmp_path / "d.toml").write_text(GOOD.replace("beta = 4.0", "beta = 5.0"))
+    result = spherepde("run", tmp_path / "d.toml", "--out", out, "--resume")
+    assert result.returncode == 2 and "different configuration" in result.stderr
+
+
+def test_initial_density_from_file_and_particles(tmp_path):
+    """from_file continues a saved state (also at another lmax); particles gives a smoothed empirical measure."""
+    solver.run(make_config("SA", 4.0, lmax=20, t_end=1.0, save_every=0.5), tmp_path / "a.h5")
+    last = io.read_density(tmp_path / "a.h5", -1)
+    cfg = make_config("SA", 4.0, lmax=20, t_end=0.5, save_every=0.5, initial={"kind": "from_file", "path": str(tmp_path / "a.h5")})
+    solver.run(cfg, tmp_path / "b.h5")
+    np.testing.assert_allclose(io.read_density(tmp_path / "b.h5", 0), last, atol=1e-13)
+    cfg = make_config("SA", 4.0, lmax=24, t_end=0.5, save_every=0.5, initial={"kind": "from_file", "path": str(tmp_path / "a.h5"), "time": 0.5})
+    solver.run(cfg, tmp_path / "c.h5")
+    assert io.read_run(tmp_path / "c.h5")["diagnostics"]["mass"][0] == pytest.approx(1.0, abs=1e-13)
+
+    points = np.random.default_rng(0).standard_normal((50, 3))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    cfg = make_config("SA", 4.0, lmax=24, t_end=0.5, save_every=0.5, initial={"kind": "particles", "points": points.tolist(), "bandwidth": 4.0})
+    solver.run(cfg, tmp_path / "p.h5")
+    run = io.read_run(tmp_path / "p.h5")
+    assert run["diagnostics"]["mass"][0] == pytest.approx(1.0, abs=1e-12)
+    # the smoothed measure's mean direction is the points' mean shrunk by A_3(κ) = coth κ − 1/κ
+    shrink = 1 / np.tanh(4.0) - 1 / 4.0
+    assert run["diagnostics"]["mean_direction"][0] == pytest.approx(shrink * np.linalg.norm(points.mean(axis=0)), rel=1e-9)
+
+
+def test_unresolved_initial_density_is_refused(tmp_path):
+    from spherepde.errors import InputError
+
+    with pytest.raises(InputError, match="not resolved at lmax"):
+        solver.run(make_config("SA", 1.0, lmax=16, initial={"kind": "von_mises_fisher", "kappa": 80.0, "mean": [0, 0, 1]}), tmp_path / "x.h5")
+    assert not (tmp_path / "x.h5").exists()

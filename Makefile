@@ -1,0 +1,22 @@
+# One command per job; each creates .venv/ and installs what is missing first.
+PY := .venv/bin/python
+
+.PHONY: setup demo test test-slow bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup  ## the main job: SA at beta = 9 on S^2, run file, figures and summary in out/demo/
+	$(PY) -m spherepde demo --out out/demo
+
+test: setup  ## the default test suite (a few minutes)
+	$(PY) -m pytest -q
+
+test-slow: setup  ## validation-grade runs marked slow
+	$(PY) -m pytest -q -m slow
+
+bench: setup  ## cost of one right-hand side vs the transforms it needs
+	$(PY) benchmarks/bench_rhs.py
+
+clean:
+	rm -rf out .pytest_cache .hypothesis

@@ -32,33 +32,48 @@ class ContinuityEquation:
         self.kernel_by_degree, self.potential_by_degree = k, g
         self.kernel = k[manifold.degrees]
         self.potential = g[manifold.degrees]
-        self.max_speed = 0.0
-        self.density_range = (1.0, 1.0)
+        self._last = None
+
+    def _fields(self, c: np.ndarray):
+        """ρ, ∇(G̃∗ρ) and (SA) K̃∗ρ on the grid."""
+        M = self.manifold
+        rho, grad = M.scalar_and_gradient(c, c * self.potential)
+        if not self.model.normalized:
+            return rho, grad, None
+        kr = M.synthesis(c * self.kernel)
+        if not np.min(kr) > 0:
+            raise NumericalFailure(
+                "K*rho is no longer positive on the grid: the density has lost resolution "
+                f"(min rho = {np.min(rho):.3g}); rerun with a larger lmax"
+            )
+        return rho, grad, kr
+
+    def _mobility(self, rho: np.ndarray, kr) -> np.ndarray:
+        """ρ X = mobility · ∇(G̃∗ρ): ρ/K̃∗ρ for SA, e^{|β|} ρ for USA."""
+        return rho / kr if kr is not None else self.prefactor * rho
 
     def velocity(self, c: np.ndarray):
         """ρ, X[ρ] and, for SA, K̃∗ρ on the grid (K̃∗ρ = None for USA)."""
-        M = self.manifold
-        rho, grad = M.scalar_and_gradient(c, c * self.potential)
-        if self.model.normalized:
-            kr = M.synthesis(c * self.kernel)
-            if not np.min(kr) > 0:
-                raise NumericalFailure(
-                    "K*rho is no longer positive on the grid: the density has lost resolution "
-                    f"(min rho = {np.min(rho):.3g}); rerun with a larger lmax"
-                )
-            X = tuple(gi / kr for gi in grad)
-        else:
-            kr = None
-            X = tuple(self.prefactor * gi for gi in grad)
-        return rho, X, kr
+        rho, grad, kr = self._fields(c)
+        scale = 1.0 / kr if kr is not None else self.prefactor
+        return rho, tuple(scale * g for g in grad), kr
 
     def __call__(self, t: float, c: np.ndarray) -> np.ndarray:
-        rho, X, _ = self.velocity(c)
-        self.max_speed = float(np.max(self.manifold.speed(X)))
-        self.density_range = (float(np.min(rho)), float(np.max(rho)))
-        return -self.manifold.divergence(tuple(rho * Xi for Xi in X))
+        rho, grad, kr = self._fields(c)
+        self._last = (rho, grad, kr)
+        mobility = self._mobility(rho, kr)
+        return -self.manifold.divergence(tuple(mobility * g for g in grad))
+
+    def density_range(self) -> tuple[float, float]:
+        """(min ρ, max ρ) on the grid at the last evaluation."""
+        rho = self._last[0]
+        return float(np.min(rho)), float(np.max(rho))
 
     def max_step(self) -> float:
-        """Advective step limit 1/(lmax · max|X|) from the last evaluation (∞ at rest)."""
-        rate = self.manifold.lmax * self.max_speed
+        """Advective step limit 1/(lmax · max|X|) at the last evaluation (∞ at rest or before any)."""
+        if self._last is None:
+            return np.inf
+        _, grad, kr = self._last
+        speed2 = sum(g * g for g in grad) / (kr * kr) if kr is not None else self.prefactor**2 * sum(g * g for g in grad)
+        rate = self.manifold.lmax * float(np.sqrt(np.max(speed2)))
         return np.inf if rate == 0 else 1.0 / rate

@@ -166,7 +166,7 @@ def run(cfg: dict, out: str | Path, resume: bool = False, progress: bool | None 
         for target in sim.times[n_saved:]:
             while t < target:
                 t_new, c_new = stepper.step(sim.equation, t, c, target)
-                guard.check(t_new, c_new, sim.equation.density_range)
+                guard.check(t_new, c_new, sim.equation.density_range())
                 t, c = t_new, c_new
                 steps += 1
             diag = sim.diagnostics(c)

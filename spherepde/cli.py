@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -76,8 +77,15 @@ def _finite(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit code 2), as for every other invalid input."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spherepde", description="Mean-field PDE of self-attention dynamics on S² and S¹.")
+    parser = _Parser(prog="spherepde", description="Mean-field PDE of self-attention dynamics on S² and S¹.")
     parser.add_argument("--version", action="version", version=f"spherepde {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -135,6 +143,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("spherepde: interrupted; the run file keeps a checkpoint (continue with --resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def console():

@@ -39,15 +39,13 @@ def summary(path) -> str:
     cfg, t, diag = run["config"], run["t"], run["diagnostics"]
     model, domain = cfg["model"], cfg["domain"]
     d = config.DOMAINS[domain["kind"]]
-    theory = linear.report(model["beta"], d, model["name"], lmax=10)
-    rates = theory["growth_rates"]
+    theory = linear.report(model["beta"], d, model["name"])
     lines = [
         f"run {path}: {model['name']} beta = {model['beta']:g} on the {domain['kind']}, lmax = {domain['lmax']}, "
         f"t = 0..{t[-1]:g} ({len(t)} snapshots, status {run['status']})",
+        f"linear theory: winning degree l* = {theory['dominant_degree']} at rate {theory['max_growth_rate']:.6g}, "
+        f"selectivity lambda_l*/lambda_next = {theory['selectivity']:.4f}",
         "",
-        "linear theory (growth rate per degree):  "
-        + "  ".join(f"l={l}: {rates[l]:.4f}" for l in range(1, len(rates))),
-        f"predicted winning degree l* = {theory['dominant_degree']}",
     ]
     try:
         result = compare.compare_run(path)
@@ -57,7 +55,7 @@ def summary(path) -> str:
     energy = diag["energy"]
     lines += [
         "",
-        f"dominant degree over time: " + " ".join(f"{x:g}:{l}" for x, l in zip(t[::4], diag["dominant_degree"][::4])),
+        "dominant degree over time: " + " ".join(f"{x:g}:{l}" for x, l in zip(t[::4], diag["dominant_degree"][::4])),
         f"mass drift max |m(t) - m(0)| = {np.max(np.abs(diag['mass'] - diag['mass'][0])):.2e}",
         f"energy E_beta {energy[0]:.6g} -> {energy[-1]:.6g} "
         f"({'nondecreasing' if np.all(np.diff(energy) >= -1e-12 * np.abs(energy[:-1])) else 'DECREASED somewhere'})",

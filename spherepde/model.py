@@ -12,6 +12,7 @@ handed to the solver scaled by e^{-|β|}: no overflow for |β| ≤ 1000.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,55 +22,73 @@ from .errors import InputError
 
 MODELS = ("SA", "USA")
 
-# Below this value of the scaled Bessel function, use the power series instead:
-# ive has underflowed or is about to (the order is much larger than |β|).
+# Below this value of the scaled Bessel function ive(ν₀, |β|) has underflowed or is
+# about to (ν₀ ≫ |β|): ĥ_0 then comes from its power series.
 _IVE_FLOOR = 1e-250
 
 
-def _log_series(nu: np.ndarray, beta: float) -> np.ndarray:
-    """log of Σ_k (β²/4)^k / (k! (ν+1)_k), the series ₀F₁(; ν+1; β²/4).
+def _log_series(nu: float, b: float) -> float:
+    """log of ₀F₁(; ν+1; b²/4) = Σ_k (b²/4)^k / (k! (ν+1)_k), for ν ≫ b (few terms)."""
+    z = b * b / 4.0
+    term = total = 1.0
+    k = 0
+    while True:
+        k += 1
+        term *= z / (k * (nu + k))
+        total += term
+        if k * (nu + k) > z and term < 1e-17 * total:
+            return math.log(total)
 
-    Only used where ν ≫ |β|, so the terms decay at once and a few dozen suffice.
+
+def _log_bessel_ratios(nu0: float, n: int, b: float) -> np.ndarray:
+    """log(I_ν(b)/I_{ν-1}(b)) for ν = ν₀+1, ..., ν₀+n and b > 0.
+
+    Backward recurrence R_ν = b/(2ν + b R_{ν+1}) (from I_{ν-1} - I_{ν+1} = (2ν/b) I_ν),
+    which is the continued fraction of R_ν. An error in R_{ν+1} enters R_ν multiplied by
+    R_ν² ≈ e^{-2 asinh(ν/b)}, so starting at order N with N² ≥ (ν₀+n)² + 64b damps the
+    error of the starting guess below e^{-40}. The logarithm is taken of the quotient's
+    parts, so that R_ν ≈ b/2ν may underflow (tiny b) without harm.
     """
-    z = beta * beta / 4.0
-    term = np.ones_like(nu)
-    total = np.ones_like(nu)
-    for k in range(1, 400):
-        term = term * z / (k * (nu + k))
-        total = total + term
-        if np.all(term < 1e-17 * total):
-            break
-    return np.log(total)
+    top = nu0 + n
+    extra = math.ceil(math.sqrt(top * top + 64.0 * b) - top) + 16
+    nu = top + extra
+    r = b / (nu + math.hypot(nu, b))  # R_ν ≈ b/(ν + √(ν² + b²)) for large ν
+    log_b = math.log(b)
+    log_ratios = np.empty(n)
+    for k in range(n + extra - 1, -1, -1):
+        denominator = 2.0 * (nu0 + 1 + k) + b * r
+        r = b / denominator
+        if k < n:
+            log_ratios[k] = log_b - math.log(denominator)
+    return log_ratios
 
 
 def log_funk_hecke(lmax: int, beta: float, d: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """log|ĥ_l(β)| and sign ĥ_l(β) for l = 0..lmax on S^{d-1}.
 
+    log ĥ_0 = log(Γ(d/2) (2/|β|)^{ν₀} I_{ν₀}(|β|)) and log ĥ_l = log ĥ_0 + Σ_{k≤l} log R_{ν₀+k}
+    with the Bessel ratios R_ν = I_ν/I_{ν-1}: accurate to about 1e-12 relative for
+    every degree and |β| ≤ 1000 (and finite for any β), with no underflow at high degree.
     At β = 0 the kernel is constant: ĥ_0 = 1 and ĥ_l = 0 (log = -inf) for l ≥ 1.
     """
     if d < 2:
         raise InputError(f"dimension d = {d} is not allowed: the sphere S^(d-1) needs d >= 2")
-    l = np.arange(lmax + 1, dtype=float)
+    if not math.isfinite(beta):
+        raise InputError(f"beta = {beta} is not allowed: use a finite real number")
     sign = np.ones(lmax + 1)
+    logh = np.empty(lmax + 1)
     if beta == 0.0:
-        logh = np.full(lmax + 1, -np.inf)
+        logh[:] = -np.inf
         logh[0] = 0.0
         return logh, sign
-    b = abs(beta)
+    b = float(abs(beta))
     nu0 = (d - 2) / 2.0
-    nu = l + nu0
-    scaled = ive(nu, b)
-    with np.errstate(divide="ignore"):
-        logh = gammaln(d / 2.0) + nu0 * np.log(2.0 / b) + np.log(scaled) + b
-    small = ~(scaled > _IVE_FLOOR)
-    if np.any(small):
-        # ĥ_l = Γ(d/2) (β/2)^l / Γ(l+ν₀+1) · ₀F₁(; l+ν₀+1; β²/4)
-        logh[small] = (
-            l[small] * np.log(b / 2.0)
-            + gammaln(d / 2.0)
-            - gammaln(nu[small] + 1.0)
-            + _log_series(nu[small], b)
-        )
+    scaled = ive(nu0, b)
+    if scaled > _IVE_FLOOR:
+        logh[0] = gammaln(d / 2.0) + nu0 * (math.log(2.0) - math.log(b)) + math.log(scaled) + b
+    else:
+        logh[0] = _log_series(nu0, b)
+    logh[1:] = logh[0] + np.cumsum(_log_bessel_ratios(nu0, lmax, b))
     if beta < 0:
         sign[1::2] = -1.0
     return logh, sign

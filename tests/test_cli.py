@@ -173,3 +173,37 @@ def test_unresolved_initial_density_is_refused(tmp_path):
     with pytest.raises(InputError, match="not resolved at lmax"):
         solver.run(make_config("SA", 1.0, lmax=16, initial={"kind": "von_mises_fisher", "kappa": 80.0, "mean": [0, 0, 1]}), tmp_path / "x.h5")
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_linear_json_is_clean_and_matches_theory():
+    """stdout is one JSON object (no banner); reference rates of theory.md §5 (d = 3, β = 9)."""
+    import json
+
+    result = spherepde("linear", "--beta", 9, "--dim", 3, "--model", "SA", "--lmax", 6, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["degrees"] == list(range(7)) and report["dominant_degree"] == 4
+    np.testing.assert_allclose(report["growth_rates"][1:], [0.197531, 0.469136, 0.663923, 0.703145, 0.605091, 0.441226], atol=1e-6)
+    usa = json.loads(spherepde("linear", "--beta", 9, "--dim", 3, "--model", "usa", "--json").stdout)
+    assert usa["growth_rates"][4] == pytest.approx(316.5356, rel=1e-6)
+
+
+@pytest.mark.parametrize("args", [["--beta", "nan"], ["--beta", 1, "--dim", 1], ["--beta", 1, "--model", "GPT"], ["--beta", 1, "--lmax", 0]])
+def test_linear_bad_input_exits_2(args):
+    result = spherepde("linear", *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_compare_and_plot_commands(tmp_path):
+    import json
+
+    cfg = make_config("SA", 9.0, lmax=24, t_end=12.0, save_every=0.5, initial={"kind": "perturbed_uniform", "amplitude": 1e-4, "modes": [[4, 1]]})
+    solver.run(cfg, tmp_path / "r.h5")
+    result = spherepde("compare", tmp_path / "r.h5", "--json", "--plot", tmp_path / "cmp.png")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["modes"][0]["relative_error"] < 5e-3 and (tmp_path / "cmp.png").stat().st_size > 0
+    result = spherepde("plot", tmp_path / "r.h5", "--out", tmp_path / "figs")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["density_maps.png", "diagnostics.png", "energy_per_degree.png"]
+    assert spherepde("compare", tmp_path / "missing.h5").returncode == 2

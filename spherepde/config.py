@@ -34,7 +34,10 @@ INITIAL_KINDS = {
     "von_mises_fisher": {"kappa": ("float", None), "mean": ("vector", None)},
     "von_mises": {"kappa": ("float", None), "psi": ("float", 0.0)},
     "wrapped_cauchy": {"R0": ("float", None), "psi": ("float", 0.0)},
-    "particles": {"points": ("points", None), "path": ("str", None), "bandwidth": ("float", None)},
+    "particles": {
+        "points": ("points", None), "path": ("str", None), "n": ("int", None), "seed": ("int", None),
+        "bandwidth": ("float", None),
+    },
     "from_file": {"path": ("str", None), "time": ("float", None)},
 }
 DOMAINS = {"sphere": 3, "circle": 2}
@@ -184,8 +187,17 @@ def _check_initial(ini: dict, domain: str, d: int):
     if kind == "wrapped_cauchy" and not 0 <= ini["R0"] < 1:
         _fail("initial.R0", ini["R0"], "use 0 <= R0 < 1")
     if kind == "particles":
-        if ("points" in ini) == ("path" in ini):
-            raise InputError("initial kind 'particles' needs exactly one of initial.points (a list) or initial.path (a .npy file)")
+        if sum(key in ini for key in ("points", "path", "n")) != 1:
+            raise InputError(
+                "initial kind 'particles' needs exactly one of initial.points (a list), initial.path (a .npy file) "
+                "or initial.n (that many iid uniform tokens)"
+            )
+        if "n" in ini:
+            if ini["n"] < 1:
+                _fail("initial.n", ini["n"], "use a positive number of tokens")
+            ini.setdefault("seed", 0)
+        elif "seed" in ini:
+            _fail("initial.seed", ini["seed"], "a seed goes with initial.n (random tokens), not with given points")
         if ini["bandwidth"] <= 0:
             _fail("initial.bandwidth", ini["bandwidth"], "use a positive concentration (von Mises–Fisher kappa of each kernel)")
         if "points" in ini and any(len(p) != d for p in ini["points"]):

@@ -14,7 +14,9 @@ Definitions (σ-normalized real coefficients a_lm, E_l = Σ_m a_lm²):
 """
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,4 +63,175 @@ def snapshot(equation, c: np.ndarray) -> dict:
         "tail_energy": tail_energy(spectrum),
         "mean_direction": math.sqrt(spectrum[1] / M.d),
         "dominant_degree": int(np.argmax(spectrum[1:]) + 1),
+        "clusters": cluster_count(M, rho),
     }
+
+
+# --------------------------------------------------------------------------- clusters
+# A density snapshot ρ on a manifold's grid is split into the basins of attraction of its
+# peaks under steepest ascent from grid point to grid point. Neighbours: on the circle the
+# two periodic ones; on the sphere the 3×3 block in (θ, φ), periodic in φ, continued across
+# each pole (the row beyond the first ring is that ring turned by π: (-θ, φ) = (θ, φ + π)).
+# Equal values are ordered by grid index.
+# Basins merge as the level ρ = s descends through the saddles between them; where two
+# merge, the one with the lower peak ρ_p ends. It is a cluster when
+#   ρ_p ≥ CLUSTER_MIN_PEAK (twice the uniform density: a near-uniform state has none),
+#   ρ_p ≥ CLUSTER_MIN_RELATIVE · max ρ (drops the ripples beside sharp peaks), and
+#   ρ_p - s ≥ CLUSTER_MIN_PROMINENCE · ρ_p (the density halves between it and any higher
+#   peak: bumps on the flank or the top of a cluster are part of it);
+# the highest peak is a cluster by the first two rules alone. A cluster owns the basins
+# merged into it before it ended; the remaining basins go with the peaks they merged into.
+# Its position is the centre of mass of its excess over the level L = (1 - CLUSTER_MIN_PROMINENCE) ρ_p,
+# (ρ - L)_+ on its points: the low tails of a basin would pull the whole basin's centre of mass off the
+# peak, and a weight vanishing at the level keeps the estimate continuous as the peak moves between grid points.
+
+CLUSTER_MIN_PEAK = 2.0
+CLUSTER_MIN_RELATIVE = 0.05
+CLUSTER_MIN_PROMINENCE = 0.5
+
+
+@dataclass(frozen=True)
+class Clusters:
+    """Clusters of a density snapshot, by decreasing mass.
+
+    ``peaks`` ρ at each peak, ``masses`` ∫ρ dσ over each cluster's basins, ``points`` the
+    unit vectors ∫ x (ρ - L)_+ dσ / |…| over each cluster's points, L = (1 - min_prominence) ρ_p (centres of
+    mass of the cluster's top, projected on the sphere).
+    """
+
+    peaks: np.ndarray
+    masses: np.ndarray
+    points: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.masses)
+
+    @property
+    def angles(self) -> np.ndarray:
+        """Positions as angles: θ ∈ [0, 2π) on the circle, (colatitude, longitude) rows on S²."""
+        x = self.points
+        longitude = np.mod(np.arctan2(x[:, 1], x[:, 0]), 2 * np.pi)
+        if x.shape[1] == 2:
+            return longitude
+        return np.column_stack([np.arccos(np.clip(x[:, 2], -1.0, 1.0)), longitude])
+
+
+@functools.lru_cache(maxsize=16)
+def _neighbourhoods(kind: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Flat indices of each grid point's neighbourhood (the point itself first), (N, 3) or (N, 9)."""
+    index = np.arange(math.prod(shape)).reshape(shape)
+    if kind == "circle":
+        return np.stack([index, np.roll(index, 1), np.roll(index, -1)], axis=1)
+    rows, cols = np.indices(shape)
+    offsets = [(0, 0)] + [(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0)]
+    hood = []
+    for i, j in offsets:
+        across = (rows + i < 0) | (rows + i >= shape[0])  # over a pole: same ring, longitude + π
+        hood.append(index[np.clip(rows + i, 0, shape[0] - 1), (cols + j + across * (shape[1] // 2)) % shape[1]].ravel())
+    return np.stack(hood, axis=1)
+
+
+def _clusters(kind: str, rho: np.ndarray, min_peak: float, min_relative: float, min_prominence: float, complete: bool):
+    """Flat indices of the cluster peaks and each grid point's cluster (-1: none), by the rules above.
+
+    With ``complete=False`` saddles below (1 - min_prominence) × the peak floor are skipped: no
+    cluster decision depends on them, only which cluster the low basins belong to.
+    """
+    values = rho.ravel()
+    floor = max(min_peak, min_relative * float(np.max(values)))
+    if np.max(values) < min_peak:
+        return np.array([], dtype=np.intp), np.full(values.size, -1)
+    rank = np.empty(values.size, dtype=np.intp)
+    rank[np.argsort(values, kind="stable")] = np.arange(values.size)
+    hood = _neighbourhoods(kind, rho.shape)
+    up = hood[np.arange(values.size), np.argmax(rank[hood], axis=1)]  # the highest neighbour; a peak's is itself
+    while True:  # follow every ascent path to its peak by pointer doubling
+        further = up[up]
+        if np.array_equal(further, up):
+            break
+        up = further
+    peaks, basin = np.unique(up, return_inverse=True)
+    height = values[peaks]
+    # the highest saddle min(ρ_i, ρ_j) between each pair of touching basins
+    i, j = np.repeat(hood[:, 0], hood.shape[1] - 1), hood[:, 1:].ravel()
+    a, b = np.minimum(basin[i], basin[j]), np.maximum(basin[i], basin[j])
+    saddle = np.minimum(values[i], values[j])
+    keep = (a != b) & (saddle >= (-np.inf if complete else (1 - min_prominence) * floor))
+    a, b, saddle = a[keep], b[keep], saddle[keep]
+    order = np.lexsort((-saddle, b, a))
+    first = np.ones(order.size, bool)
+    first[1:] = (a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])
+    links = order[first][np.argsort(-saddle[order[first]], kind="stable")]
+    # merge basins by descending saddle (union-find, each component rooted at its highest basin)
+    root = list(range(peaks.size))
+    members = [[k] for k in range(peaks.size)]
+    owner = np.full(peaks.size, -1)
+    found = []
+
+    def find(k):
+        while root[k] != k:
+            root[k] = root[root[k]]
+            k = root[k]
+        return k
+
+    def settle(r):
+        m = np.array(members[r])
+        owner[m[owner[m] < 0]] = len(found)
+        found.append(peaks[r])
+
+    for a_k, b_k, s in zip(a[links].tolist(), b[links].tolist(), saddle[links].tolist()):
+        high, low = find(a_k), find(b_k)
+        if high == low:
+            continue
+        if height[high] < height[low]:
+            high, low = low, high
+        if height[low] >= floor and height[low] - s >= min_prominence * height[low]:
+            settle(low)
+        root[low] = high
+        if len(members[low]) > len(members[high]):
+            members[high], members[low] = members[low], members[high]
+        members[high].extend(members[low])
+    for r in sorted({find(k) for k in range(peaks.size)}, key=lambda r: -height[r]):
+        if height[r] >= floor:
+            settle(r)
+    return np.array(found, dtype=np.intp), owner[basin]
+
+
+def cluster_count(
+    manifold, rho: np.ndarray, min_peak: float = CLUSTER_MIN_PEAK, min_relative: float = CLUSTER_MIN_RELATIVE,
+    min_prominence: float = CLUSTER_MIN_PROMINENCE,
+) -> int:
+    """Number of clusters of the grid density ρ (see :func:`find_clusters`)."""
+    return len(_clusters(manifold.kind, rho, min_peak, min_relative, min_prominence, complete=False)[0])
+
+
+def find_clusters(
+    manifold, rho: np.ndarray, min_peak: float = CLUSTER_MIN_PEAK, min_relative: float = CLUSTER_MIN_RELATIVE,
+    min_prominence: float = CLUSTER_MIN_PROMINENCE,
+) -> Clusters:
+    """The clusters of the grid density ρ: peaks with ρ_p ≥ max(min_peak, min_relative · max ρ) from which
+    ρ falls to (1 - min_prominence) ρ_p before any higher peak, their masses and centres."""
+    peaks, owner = _clusters(manifold.kind, rho, min_peak, min_relative, min_prominence, complete=True)
+    values = rho.ravel()
+    weighted = (manifold.weights * rho).ravel()
+    mine = owner >= 0
+    masses = np.bincount(owner[mine], weighted[mine], minlength=peaks.size)
+    excess = manifold.weights.ravel()[mine] * np.maximum(values[mine] - (1 - min_prominence) * values[peaks][owner[mine]], 0.0)
+    x = manifold.points().reshape(values.size, -1)[mine]
+    centres = np.stack([np.bincount(owner[mine], excess * xi, minlength=peaks.size) for xi in x.T], axis=1)
+    order = np.argsort(-masses, kind="stable")
+    centres = centres[order]
+    norms = np.linalg.norm(centres, axis=1, keepdims=True) if peaks.size else 1.0
+    return Clusters(values[peaks][order], masses[order], centres / norms)
+
+
+def predicted_cluster_angles(c: np.ndarray, k: int | None = None) -> np.ndarray:
+    """δ_j = (2πj - arg c_k)/k mod 2π, j = 0..k-1, sorted: the maxima of the mode-k part
+    2|c_k| cos(kθ + arg c_k) of a circle density with coefficients c_k = ∫ρ e^{-ikθ} dσ.
+
+    From the linear phase on, clusters form at the maxima of the dominant initial mode
+    (arXiv 2410.23228); k defaults to the strongest wavenumber argmax_{k≥1} |c_k|.
+    """
+    if k is None:
+        k = int(np.argmax(np.abs(c[1:]))) + 1
+    return np.sort(np.mod((2 * np.pi * np.arange(k) - np.angle(c[k])) / k, 2 * np.pi))

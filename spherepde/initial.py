@@ -56,6 +56,10 @@ def perturbation(manifold, modes=None, seed: int = 0) -> np.ndarray:
 
 
 def _points(ini: dict, d: int) -> np.ndarray:
+    if "n" in ini:  # the very tokens a particle run with the same n and seed starts from
+        from .particles import initial_tokens
+
+        return initial_tokens("uniform", ini["n"], d, seed=ini["seed"])
     if "points" in ini:
         pts = np.asarray(ini["points"], float)
     else:

@@ -20,7 +20,7 @@ def _cmd_run(args) -> int:
     from . import config, solver
 
     cfg = config.load(args.config)
-    summary = solver.run(cfg, args.out, resume=args.resume, progress=None if not args.quiet else False)
+    summary = solver.run(cfg, args.out, resume=args.resume, progress=False if args.quiet else None)
     print(f"finished: t = {summary['t']:g}, {summary['snapshots']} snapshots, {summary['steps']} steps, "
           f"{summary['wall_time']:.1f} s -> {args.out}", file=sys.stderr)
     return 0

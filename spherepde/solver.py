@@ -111,14 +111,15 @@ class ResolutionGuard:
 
 
 class _Progress:
-    """A tqdm bar on a terminal, otherwise one log line per snapshot on stderr."""
+    """mode None: a tqdm bar on a terminal, otherwise one log line per snapshot on stderr;
+    True: always the bar; False: silent."""
 
-    def __init__(self, t0: float, t_end: float, enabled: bool | None):
+    def __init__(self, t0: float, t_end: float, mode: bool | None):
         self.t_end = t_end
         self.t = t0
-        self.interactive = sys.stderr.isatty() if enabled is None else enabled
+        self.silent = mode is False
         self.bar = None
-        if self.interactive:
+        if mode or (mode is None and sys.stderr.isatty()):
             from tqdm import tqdm
 
             self.bar = tqdm(total=t_end, initial=t0, unit="t", bar_format="{l_bar}{bar}| t={n:.3g}/{total:.3g} [{elapsed}<{remaining}{postfix}]")
@@ -128,7 +129,7 @@ class _Progress:
         if self.bar is not None:
             self.bar.update(t - self.t)
             self.bar.set_postfix_str(info, refresh=False)
-        else:
+        elif not self.silent:
             print(f"t = {t:.6g} / {self.t_end:g}  steps {steps}  {info}", file=sys.stderr, flush=True)
         self.t = t
 
@@ -140,7 +141,9 @@ class _Progress:
 def run(cfg: dict, out: str | Path, resume: bool = False, progress: bool | None = False) -> dict:
     """Run the configuration ``cfg`` (resolved, see :func:`config.resolve`) into the file ``out``.
 
-    Returns a summary (status, final time, snapshots, steps, wall time). Raises InputError
+    ``progress``: None shows a bar on a terminal and a log line per snapshot otherwise, True
+    always the bar, False nothing. Returns a summary (status, final time, snapshots, steps,
+    wall time). Raises InputError
     before anything is written when the input is invalid, NumericalFailure (after saving)
     when the solution cannot be continued faithfully.
     """

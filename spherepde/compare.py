@@ -15,14 +15,13 @@ energy and stays within 5% of that rise of a straight line in log amplitude.
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import brentq
 from scipy.special import logsumexp
 
-from . import linear
+from . import io, linear
 from .errors import InputError
 
 MIN_SAMPLES = 4
@@ -224,24 +223,11 @@ def compare_spectrum(
 
 
 def read_run(path) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray | None]:
-    """(t, spectrum, config, mode coefficients or None) from a run file (design.md §2)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            t = f["t"][()]
-            spectrum = f["diagnostics/spectrum"][()]
-            modes = f["diagnostics/modes"][()] if "diagnostics/modes" in f else None
-            text = f.attrs["config"]
-    except (OSError, KeyError) as exc:
-        raise InputError(
-            f"{path} is not a readable run file with /t, /diagnostics/spectrum and a config: {exc}"
-        ) from exc
-    try:
-        config = tomllib.loads(text.decode() if isinstance(text, bytes) else str(text))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"the config stored in {path} is not valid TOML: {exc}") from exc
-    return t, spectrum, config, modes
+    """(t, spectrum, config, mode coefficients or None) of the saved snapshots of a run file."""
+    run = io.read_run(path)
+    if "spectrum" not in run["diagnostics"]:
+        raise InputError(f"{path} holds no /diagnostics/spectrum to compare with linear theory")
+    return run["t"], run["diagnostics"]["spectrum"], run["config"], run["diagnostics"].get("modes")
 
 
 def compare_run(path) -> dict:

@@ -1,15 +1,23 @@
-"""Run files (HDF5, design.md §2).
+"""Run files (HDF5, design.md §2), written so that a crash never leaves an unreadable file.
 
 Layout: ``/t`` (n_t,), ``/density`` (n_t, *grid), ``/grid/theta`` [, ``/grid/phi``],
-``/grid/weights`` (grid, summing to 1), ``/diagnostics/<name>`` (n_t, …), root
-attributes ``config`` (resolved TOML), ``version``, ``manifold``. The state
-needed by ``--resume`` is in ``/checkpoint`` (``coefficients`` as (n, 2) real
-and imaginary parts; attributes ``t``, ``n_saved``, stepper state). The file is
-flushed after every snapshot, so an interrupted run leaves every snapshot
-written so far readable.
+``/grid/weights`` (grid, summing to 1), ``/diagnostics/<name>`` (n_t, …), root attributes
+``config`` (resolved TOML), ``version``, ``manifold``; ``/status`` and ``/message`` (byte
+strings: running, finished, failed, interrupted, and why); ``/checkpoint`` (what
+``--resume`` needs).
+
+Crash safety. Every dataset is allocated at full size when the file is created, so that
+while a run goes on only raw data is written in place and the HDF5 structure (metadata)
+never changes. The checkpoint has two slots; a snapshot counts as saved once the slot
+holding the state after it is complete and the one-word pointer ``/checkpoint/current``
+names that slot, the last write of every snapshot. Changes of structure (creating the file,
+trimming a stopped run to its saved snapshots, growing it again for ``--resume``) are made
+in a temporary file that then replaces the run file (``os.replace``). Readers use the
+saved count of the current slot: entries of an unfinished file beyond it are not data.
 """
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -18,6 +26,8 @@ import numpy as np
 
 from . import __version__
 from .errors import InputError
+
+_MESSAGE_BYTES = 1024
 
 
 def check_writable(path: str | Path):
@@ -36,104 +46,152 @@ def check_writable(path: str | Path):
         raise InputError(f"output path {str(path)!r} cannot be written: {exc.strerror}") from None
 
 
-class RunFile:
-    """Writer of one run file; snapshots are appended and flushed one at a time."""
+def _preallocated(group, name: str, shape: tuple, dtype, fill=None):
+    """A contiguous dataset whose space is allocated now (so later writes change no metadata)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    return group.create_dataset(
+        name, shape=shape, dtype=dtype, dcpl=dcpl, track_times=False,
+        fillvalue=fill, fill_time="alloc" if fill is not None else "never",
+    )
 
-    def __init__(self, path: str | Path, h5: h5py.File):
+
+def _fill(dtype) -> object:
+    return np.nan if np.issubdtype(dtype, np.floating) else -1
+
+
+class RunFile:
+    """Writer of one run file: ``append`` a snapshot, then ``checkpoint`` the state after it."""
+
+    def __init__(self, path: Path, h5: h5py.File):
         self.path = Path(path)
         self._h5 = h5
+        self.n_saved = self._pending = int(self._meta()[1])
 
+    # structure (made in a temporary file, then renamed) -----------------------------
     @classmethod
-    def create(cls, path, manifold, config_text: str) -> "RunFile":
+    def create(cls, path, manifold, config_text: str, n_times: int, diagnostics: dict, n_coefficients: int,
+               stepper_keys) -> "RunFile":
+        """A new file for ``n_times`` snapshots with the given diagnostics (their names, shapes, types)."""
+        path = Path(path)
         check_writable(path)
-        h5 = h5py.File(path, "w")
-        h5.attrs["config"] = config_text
-        h5.attrs["version"] = __version__
-        h5.attrs["manifold"] = manifold.kind
-        grid = h5.create_group("grid")
-        for name, values in manifold.grid.items():
-            grid[name] = values
-        grid["weights"] = manifold.weights
-        h5.create_dataset("t", shape=(0,), maxshape=(None,), dtype=float)
-        h5.create_dataset(
-            "density", shape=(0, *manifold.grid_shape), maxshape=(None, *manifold.grid_shape),
-            dtype=float, chunks=(1, *manifold.grid_shape),
-        )
-        h5.create_group("diagnostics")
-        h5.flush()
-        return cls(path, h5)
+        tmp = path.with_name(path.name + ".tmp")
+        with h5py.File(tmp, "w") as h5:
+            h5.attrs["config"] = config_text
+            h5.attrs["version"] = __version__
+            h5.attrs["manifold"] = manifold.kind
+            grid = h5.create_group("grid")
+            for name, values in manifold.grid.items():
+                grid[name] = values
+            grid["weights"] = manifold.weights
+            _preallocated(h5, "t", (n_times,), float, np.nan)
+            _preallocated(h5, "density", (n_times, *manifold.grid_shape), float)
+            group = h5.create_group("diagnostics")
+            for name, value in diagnostics.items():
+                value = np.asarray(value)
+                _preallocated(group, name, (n_times, *value.shape), value.dtype, _fill(value.dtype))
+            cp = h5.create_group("checkpoint")
+            _preallocated(cp, "coefficients", (2, n_coefficients, 2), float, 0.0)
+            cp.attrs["stepper_keys"] = ",".join(stepper_keys)
+            meta = _preallocated(cp, "meta", (2, 2 + len(list(stepper_keys))), float, 0.0)
+            meta[...] = 0.0
+            current = _preallocated(cp, "current", (), np.int64, 0)
+            current[()] = 0
+            _preallocated(h5, "status", (), f"S{_MESSAGE_BYTES}", b"running")
+            _preallocated(h5, "message", (), f"S{_MESSAGE_BYTES}", b"")
+        os.replace(tmp, path)
+        return cls(path, h5py.File(path, "r+"))
 
     @classmethod
-    def reopen(cls, path, config_text: str) -> "RunFile":
-        """Open an existing run for ``--resume``; the configuration must be the one it was started with."""
-        try:
-            h5 = h5py.File(path, "r+")
-        except (OSError, FileNotFoundError) as exc:
-            raise InputError(f"cannot resume {str(path)!r}: it is not a readable run file ({exc})") from None
-        if h5.attrs.get("config") != config_text:
-            h5.close()
-            raise InputError(f"cannot resume {str(path)!r}: it was started with a different configuration")
-        if "checkpoint" not in h5:
-            h5.close()
-            raise InputError(f"cannot resume {str(path)!r}: it holds no checkpoint")
-        return cls(path, h5)
+    def reopen(cls, path, config_text: str, n_times: int) -> "RunFile":
+        """Open a stopped run for ``--resume`` (same configuration), grown back to ``n_times`` snapshots."""
+        path = Path(path)
+        with _open(path) as h5:
+            if h5.attrs.get("config") != config_text:
+                raise InputError(f"cannot resume {str(path)!r}: it was started with a different configuration")
+            if "checkpoint" not in h5:
+                raise InputError(f"cannot resume {str(path)!r}: it holds no checkpoint")
+            grow = h5["t"].shape[0] != n_times
+        if grow:
+            _rewrite(path, n_times, "running", "")
+        return cls(path, h5py.File(path, "r+"))
 
+    def finish(self, status: str, message: str = ""):
+        """Record how the run ended and close; a run that stopped early is trimmed to its saved snapshots."""
+        if self.n_saved < self._h5["t"].shape[0]:
+            self._h5.close()
+            _rewrite(self.path, self.n_saved, status, message)
+        else:
+            self._h5["status"][()] = status.encode()[:_MESSAGE_BYTES]
+            self._h5["message"][()] = message.encode()[:_MESSAGE_BYTES]
+            self._h5.close()
+
+    # raw writes into allocated space ------------------------------------------------
     def append(self, t: float, density: np.ndarray, diagnostics: dict):
-        h5 = self._h5
-        n = h5["t"].shape[0]
-        h5["t"].resize((n + 1,))
-        h5["t"][n] = t
-        h5["density"].resize((n + 1, *h5["density"].shape[1:]))
-        h5["density"][n] = density
-        group = h5["diagnostics"]
+        """Write snapshot number n_saved (it counts once the next checkpoint is written)."""
+        h5, k = self._h5, self.n_saved
+        h5["t"][k] = t
+        h5["density"][k] = density
         for name, value in diagnostics.items():
-            value = np.asarray(value)
-            if name not in group:
-                group.create_dataset(name, shape=(0, *value.shape), maxshape=(None, *value.shape), dtype=value.dtype)
-            group[name].resize((n + 1, *value.shape))
-            group[name][n] = value
+            h5["diagnostics"][name][k] = value
+        self._pending = k + 1
 
     def checkpoint(self, t: float, coefficients: np.ndarray, stepper_state: dict):
-        """Store the state that ``--resume`` continues from, then flush the file."""
+        """Store the state that ``--resume`` continues from in the free slot, then point to it."""
         h5 = self._h5
-        parts = np.stack([coefficients.real, coefficients.imag], axis=-1)
-        if "checkpoint" not in h5:
-            h5.create_dataset("checkpoint/coefficients", data=parts)
-        else:
-            h5["checkpoint/coefficients"][...] = parts
-        attrs = h5["checkpoint"].attrs
-        attrs["t"] = t
-        attrs["n_saved"] = h5["t"].shape[0]
-        for key, value in stepper_state.items():
-            attrs[f"stepper_{key}"] = value
+        cp = h5["checkpoint"]
+        slot = 1 - int(cp["current"][()])
+        n_saved = self._pending
+        cp["coefficients"][slot] = np.stack([coefficients.real, coefficients.imag], axis=-1)
+        keys = [k for k in cp.attrs["stepper_keys"].split(",") if k]
+        cp["meta"][slot] = [t, n_saved, *(stepper_state[k] for k in keys)]
         h5.flush()
+        cp["current"][()] = slot
+        h5.flush()
+        self.n_saved = n_saved
 
-    def read_checkpoint(self) -> tuple[float, np.ndarray, dict, int]:
-        group = self._h5["checkpoint"]
-        parts = group["coefficients"][...]
-        state = {k[len("stepper_"):]: v for k, v in group.attrs.items() if k.startswith("stepper_")}
-        n_saved = int(group.attrs["n_saved"])
-        self.truncate(n_saved)
-        return float(group.attrs["t"]), parts[..., 0] + 1j * parts[..., 1], state, n_saved
+    def _meta(self) -> np.ndarray:
+        cp = self._h5["checkpoint"]
+        return cp["meta"][int(cp["current"][()])]
+
+    def read_checkpoint(self) -> tuple[float, np.ndarray, dict]:
+        """(t, coefficients, stepper state) of the current slot."""
+        cp = self._h5["checkpoint"]
+        slot = int(cp["current"][()])
+        parts = cp["coefficients"][slot]
+        keys = [k for k in cp.attrs["stepper_keys"].split(",") if k]
+        meta = cp["meta"][slot]
+        return float(meta[0]), parts[..., 0] + 1j * parts[..., 1], dict(zip(keys, map(float, meta[2:])))
 
     def initial_diagnostic(self, name: str) -> float:
         """The diagnostic ``name`` of the first snapshot (t = 0)."""
         return float(self._h5["diagnostics"][name][0])
 
-    def truncate(self, n: int):
-        """Drop snapshots after the n-th (written after the checkpoint that resume starts from)."""
-        h5 = self._h5
-        for ds in [h5["t"], h5["density"], *h5["diagnostics"].values()]:
-            if ds.shape[0] > n:
-                ds.resize((n, *ds.shape[1:]))
-
-    def set_status(self, status: str, message: str = ""):
-        self._h5.attrs["status"] = status
-        self._h5.attrs["message"] = message
-        self._h5.flush()
-
     def close(self):
         self._h5.close()
+
+
+def _rewrite(path: Path, n_total: int, status: str, message: str):
+    """Replace the run file by a copy whose per-snapshot datasets hold n_total rows (saved ones kept)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+        src.copy("grid", dst)
+        cp = src["checkpoint"]
+        n_saved = int(cp["meta"][int(cp["current"][()])][1])
+        keep = min(n_saved, n_total)
+        per_snapshot = ["t", "density", *(f"diagnostics/{k}" for k in src["diagnostics"])]
+        dst.create_group("diagnostics")
+        for name in per_snapshot:
+            ds = src[name]
+            out = _preallocated(dst, name, (n_total, *ds.shape[1:]), ds.dtype, None if name == "density" else _fill(ds.dtype))
+            for i in range(keep):  # one snapshot at a time: bounded memory
+                out[i] = ds[i]
+        src.copy("checkpoint", dst)
+        _preallocated(dst, "status", (), f"S{_MESSAGE_BYTES}", status.encode()[:_MESSAGE_BYTES])
+        _preallocated(dst, "message", (), f"S{_MESSAGE_BYTES}", message.encode()[:_MESSAGE_BYTES])
+    os.replace(tmp, path)
 
 
 def _open(path) -> h5py.File:
@@ -145,24 +203,42 @@ def _open(path) -> h5py.File:
         raise InputError(f"{str(path)!r} is not a readable HDF5 run file ({exc})") from None
 
 
+def _saved(h5) -> int:
+    """Number of saved snapshots: the current checkpoint's count."""
+    if "checkpoint" not in h5:
+        return h5["t"].shape[0]
+    cp = h5["checkpoint"]
+    return int(cp["meta"][int(cp["current"][()])][1])
+
+
 def read_run(path) -> dict:
-    """Everything of a run file but the densities: t, config (dict), grid, diagnostics, attributes."""
+    """Everything of a run file but the densities, cut to the saved snapshots."""
     with _open(path) as h5:
         if "t" not in h5 or "config" not in h5.attrs:
             raise InputError(f"{str(path)!r} is not a spherepde run file (no /t or no config)")
+        n = _saved(h5)
+        text = h5.attrs["config"]
+        text = text.decode() if isinstance(text, bytes) else str(text)
+        try:
+            config = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"the config stored in {str(path)!r} is not valid TOML: {exc}") from None
         return {
-            "t": h5["t"][...],
-            "config": tomllib.loads(h5.attrs["config"]),
-            "config_text": h5.attrs["config"],
-            "grid": {k: v[...] for k, v in h5["grid"].items()},
-            "diagnostics": {k: v[...] for k, v in h5["diagnostics"].items()},
-            "status": h5.attrs.get("status", ""),
-            "message": h5.attrs.get("message", ""),
+            "t": h5["t"][:n],
+            "config": config,
+            "config_text": text,
+            "grid": {k: v[...] for k, v in h5["grid"].items()} if "grid" in h5 else {},
+            "diagnostics": {k: v[:n] for k, v in h5["diagnostics"].items()} if "diagnostics" in h5 else {},
+            "status": h5["status"][()].decode() if "status" in h5 else "",
+            "message": h5["message"][()].decode() if "message" in h5 else "",
             "version": h5.attrs.get("version", ""),
         }
 
 
 def read_density(path, index: int) -> np.ndarray:
-    """The density snapshot number ``index`` (negative counts from the end)."""
+    """The saved density snapshot number ``index`` (negative counts from the last saved one)."""
     with _open(path) as h5:
-        return h5["density"][index]
+        n = _saved(h5)
+        if not -n <= index < n:
+            raise InputError(f"snapshot {index} is not in {str(path)!r}, which holds {n}")
+        return h5["density"][index % n]

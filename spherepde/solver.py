@@ -152,20 +152,22 @@ def run(cfg: dict, out: str | Path, resume: bool = False, progress: bool | None 
     sim = Simulation(cfg)
     stepper = sim.stepper()
     if resume:
-        file = RunFile.reopen(out, text)
-        t, c, state, n_saved = file.read_checkpoint()
+        file = RunFile.reopen(out, text, len(sim.times))
+        t, c, state = file.read_checkpoint()
         stepper.restore(state)
+        initial_tail = file.initial_diagnostic("tail_energy")
     else:
         check_writable(out)
         c = sim.initial_state()
-        t, n_saved = 0.0, 0
-        file = RunFile.create(out, sim.manifold, text)
-    initial_tail = file.initial_diagnostic("tail_energy") if resume else tail_energy(sim.manifold.degree_energy(c))
+        t = 0.0
+        first = sim.diagnostics(c)
+        file = RunFile.create(out, sim.manifold, text, len(sim.times), first, c.size, stepper.state().keys())
+        initial_tail = first["tail_energy"]
+    n_saved = file.n_saved
     guard = ResolutionGuard(cfg["numerics"], sim.manifold, initial_tail)
     bar = _Progress(t, sim.times[-1], progress)
     steps = 0
     try:
-        file.set_status("running")
         for target in sim.times[n_saved:]:
             while t < target:
                 t_new, c_new = stepper.step(sim.equation, t, c, target)
@@ -178,17 +180,16 @@ def run(cfg: dict, out: str | Path, resume: bool = False, progress: bool | None 
             bar.update(t, diag, steps)
     except NumericalFailure as exc:
         file.checkpoint(t, c, stepper.state())
-        file.set_status("failed", str(exc))
+        file.finish("failed", str(exc))
         raise
     except KeyboardInterrupt:
         file.checkpoint(t, c, stepper.state())
-        file.set_status("interrupted", f"interrupted at t = {t:.6g}; continue with --resume")
+        file.finish("interrupted", f"interrupted at t = {t:.6g}; continue with --resume")
         raise
     else:
-        file.set_status("finished")
+        file.finish("finished")
     finally:
         bar.close()
-        file.close()
     return {
         "status": "finished",
         "t": t,

@@ -223,7 +223,7 @@ def test_compare_run_refuses_general_matrices(tmp_path):
 
 def test_compare_run_rejects_bad_files(tmp_path):
     path = tmp_path / "run.h5"
-    with pytest.raises(InputError, match="not a readable run file"):
+    with pytest.raises(InputError, match="does not exist"):
         compare.compare_run(tmp_path / "missing.h5")
     write_run(path, np.arange(5.0), np.ones((5, 3)), "[model\nname =")
     with pytest.raises(InputError, match="not valid TOML"):

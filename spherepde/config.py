@@ -27,7 +27,10 @@ _COMMON = {
         "method": ("str", "dopri5"),
         "dt": ("float", None),
     },
-    "numerics": {"max_tail_energy": ("float", 1e-5), "max_negative_density": ("float", 1e-3), "threads": ("int", 1)},
+    "numerics": {
+        "max_tail_energy": ("float", 1e-5), "max_negative_density": ("float", 1e-3), "threads": ("int", 1),
+        "checkpoint_seconds": ("float", 300.0),
+    },
 }
 INITIAL_KINDS = {
     "perturbed_uniform": {"amplitude": ("float", 1e-3), "modes": ("modes", None), "seed": ("int", 0)},
@@ -154,6 +157,8 @@ def resolve(config: dict) -> dict:
         _fail("numerics.max_tail_energy", cfg["numerics"]["max_tail_energy"], "use a number between 0 and 1")
     if not 0 <= cfg["numerics"]["max_negative_density"] < 1:
         _fail("numerics.max_negative_density", cfg["numerics"]["max_negative_density"], "use a number in [0, 1)")
+    if cfg["numerics"]["checkpoint_seconds"] <= 0:
+        _fail("numerics.checkpoint_seconds", cfg["numerics"]["checkpoint_seconds"], "use a positive wall-clock interval in seconds")
     if cfg["numerics"]["threads"] < 0:
         _fail("numerics.threads", cfg["numerics"]["threads"], "use 0 (all cores) or a positive count")
 

@@ -4,8 +4,9 @@ After every accepted step the resolution indicator (``tail_energy``, see
 :mod:`spherepde.diagnostics`) is checked; when it exceeds
 ``[numerics] max_tail_energy`` the run stops with :class:`NumericalFailure`.
 Snapshots, diagnostics and a checkpoint are written and flushed at every save
-time; on a failure or an interruption the last good state is checkpointed, so
-``--resume`` continues where the run stopped.
+time, and a checkpoint also every ``[numerics] checkpoint_seconds`` of wall-clock
+time in between; on a failure or an interruption the last good state is
+checkpointed, so ``--resume`` continues where the run stopped.
 """
 from __future__ import annotations
 
@@ -167,6 +168,7 @@ def run(cfg: dict, out: str | Path, resume: bool = False, progress: bool | None 
     guard = ResolutionGuard(cfg["numerics"], sim.manifold, initial_tail)
     bar = _Progress(t, sim.times[-1], progress)
     steps = 0
+    interval, last_checkpoint = cfg["numerics"]["checkpoint_seconds"], clock.monotonic()
     try:
         for target in sim.times[n_saved:]:
             while t < target:
@@ -174,9 +176,13 @@ def run(cfg: dict, out: str | Path, resume: bool = False, progress: bool | None 
                 guard.check(t_new, c_new, sim.equation.density_range())
                 t, c = t_new, c_new
                 steps += 1
+                if clock.monotonic() - last_checkpoint > interval:
+                    file.checkpoint(t, c, stepper.state())
+                    last_checkpoint = clock.monotonic()
             diag = sim.diagnostics(c)
             file.append(t, sim.manifold.synthesis(c), diag)
             file.checkpoint(t, c, stepper.state())
+            last_checkpoint = clock.monotonic()
             bar.update(t, diag, steps)
     except NumericalFailure as exc:
         file.checkpoint(t, c, stepper.state())

@@ -86,3 +86,28 @@ def test_interrupted_run_is_trimmed_and_grows_back_on_resume(tmp_path, monkeypat
     monkeypatch.setattr(solver._Progress, "update", original)
     solver.run(cfg, tmp_path / "part.h5", resume=True)
     assert_same_prefix(tmp_path / "part.h5", tmp_path / "whole.h5", len(io.read_run(tmp_path / "whole.h5")["t"]))
+
+
+def test_wall_clock_checkpoints_between_snapshots(tmp_path):
+    """A run killed between two save times resumes from its last wall-clock checkpoint, bit for bit."""
+    # USA at rtol 1e-12: ~300 steps (≈ 0.7 s) inside one save interval
+    text = CONFIG.replace("save_every = 0.005", "save_every = 1.0\nrtol = 1e-12").replace("lmax = 16", "lmax = 48")
+    text = text.replace('name = "SA"', 'name = "USA"') + "[numerics]\ncheckpoint_seconds = 0.02\n"
+    (tmp_path / "c.toml").write_text(text)
+    reference = tmp_path / "reference.h5"
+    solver.run(config.load(tmp_path / "c.toml"), reference)
+    out = tmp_path / "killed.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "spherepde", "run", tmp_path / "c.toml", "--out", out, "--quiet"])
+    while not out.exists() and proc.poll() is None:
+        time.sleep(0.002)
+    time.sleep(0.25)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    import h5py
+
+    with h5py.File(out) as h5:
+        cp = h5["checkpoint"]
+        t_checkpoint, n_saved = cp["meta"][cp["current"][()]][:2]
+    assert n_saved == 1 and 0 < t_checkpoint < 1.0  # killed inside the only interval, after checkpoints in it
+    subprocess.run([sys.executable, "-m", "spherepde", "run", tmp_path / "c.toml", "--out", out, "--resume", "--quiet"], check=True)
+    assert_same_prefix(out, reference, 2)

@@ -226,7 +226,7 @@ def find_clusters(
 
 
 def predicted_cluster_angles(c: np.ndarray, k: int | None = None) -> np.ndarray:
-    """δ_j = (2πj - arg c_k)/k mod 2π, j = 0..k-1, sorted: the maxima of the mode-k part
+    """δ_j = (2πj - arg c_k)/k mod 2π ∈ [0, 2π), j = 0..k-1, sorted: the maxima of the mode-k part
     2|c_k| cos(kθ + arg c_k) of a circle density with coefficients c_k = ∫ρ e^{-ikθ} dσ.
 
     From the linear phase on, clusters form at the maxima of the dominant initial mode
@@ -234,4 +234,6 @@ def predicted_cluster_angles(c: np.ndarray, k: int | None = None) -> np.ndarray:
     """
     if k is None:
         k = int(np.argmax(np.abs(c[1:]))) + 1
-    return np.sort(np.mod((2 * np.pi * np.arange(k) - np.angle(c[k])) / k, 2 * np.pi))
+    delta = np.mod((2 * np.pi * np.arange(k) - np.angle(c[k])) / k, 2 * np.pi)
+    delta[delta == 2 * np.pi] = 0.0  # mod rounds a tiny negative angle up to 2π
+    return np.sort(delta)

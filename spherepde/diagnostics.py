@@ -1,12 +1,15 @@
 """Diagnostics of a density: mass, energy, spectrum, resolution.
 
 Definitions (σ-normalized real coefficients a_lm, E_l = Σ_m a_lm²):
+
 - mass ∫ρ dσ (quadrature on the grid);
 - energy E_β = (1/2β) Σ_l ĥ_l E_l (theory.md §4); at β = 0 its mass-independent
   limit ½ Σ_{l≥1} (ĥ_l/β) E_l = E_1/(2d); ``energy_scaled`` = e^{-|β|} E_β is
   always finite (E_β overflows to inf for |β| > 709);
 - energy_rate = ∫ (K∗ρ)^s |X|² ρ dσ (s = 1 for SA, 0 for USA), which equals
   dE_β/dt for the exact flow (theory.md §4); inf where it overflows;
+- energy, energy_scaled and energy_rate are NaN unless QᵀK = V = I (and β finite): for
+  general matrices there is no monotone energy (theory.md §4), so none is claimed;
 - tail_energy = Σ_{l in the top 10% of degrees} E_l / Σ_l E_l, the resolution
   indicator: a run stops when it exceeds ``[numerics] max_tail_energy``;
 - mean_direction |∫ x ρ dσ| = √(E_1/d);
@@ -32,10 +35,10 @@ def tail_energy(spectrum: np.ndarray) -> float:
 
 def energy_scaled(equation, spectrum: np.ndarray) -> float:
     """e^{-|β|} E_β; at β = 0 the limit ½ Σ_{l≥1} (ĥ_l/β) E_l."""
-    beta = equation.model.beta
+    beta, kernel = equation.model.beta, equation.attention
     if beta == 0.0:
-        return 0.5 * float(np.dot(equation.potential_by_degree, spectrum))  # its entry l = 0 is 0
-    return float(np.dot(equation.kernel_by_degree, spectrum)) / (2.0 * beta)
+        return 0.5 * float(np.dot(kernel.potential_by_degree, spectrum))  # its entry l = 0 is 0
+    return float(np.dot(kernel.kernel_by_degree, spectrum)) / (2.0 * beta)
 
 
 def _unscaled(value: float, beta: float) -> float:
@@ -48,15 +51,18 @@ def snapshot(equation, c: np.ndarray) -> dict:
     M = equation.manifold
     beta = equation.model.beta
     spectrum = M.degree_energy(c)
-    rho, X, kr = equation.velocity(c)
-    dissipation = M.speed(X) ** 2 * rho  # |X|² ρ
-    rate_scaled = np.sum(M.weights * kr * dissipation) if kr is not None else np.sum(M.weights * dissipation) * math.exp(-abs(beta))
-    e_scaled = energy_scaled(equation, spectrum)
+    if equation.model.has_energy:
+        rho, X, kr = equation.velocity(c)
+        dissipation = M.speed(X) ** 2 * rho  # |X|² ρ
+        rate_scaled = np.sum(M.weights * kr * dissipation) if kr is not None else np.sum(M.weights * dissipation) * math.exp(-abs(beta))
+        e_scaled = energy_scaled(equation, spectrum)
+        energy = {"energy": _unscaled(e_scaled, beta), "energy_scaled": e_scaled, "energy_rate": _unscaled(float(rate_scaled), beta)}
+    else:
+        rho = M.synthesis(c)
+        energy = dict.fromkeys(("energy", "energy_scaled", "energy_rate"), math.nan)
     return {
         "mass": float(np.sum(M.weights * rho)),
-        "energy": _unscaled(e_scaled, beta),
-        "energy_scaled": e_scaled,
-        "energy_rate": _unscaled(float(rate_scaled), beta),
+        **energy,
         "min_density": float(np.min(rho)),
         "max_density": float(np.max(rho)),
         "spectrum": spectrum,

@@ -1,5 +1,13 @@
-"""The attention model: inverse temperature β, SA or USA, and the Funk–Hecke
-coefficients of its kernel e^{β⟨x,y⟩} on S^{d-1}.
+"""The attention model: inverse temperature β, SA or USA, the matrices Q, K, V, and the
+Funk–Hecke coefficients of the kernel e^{β⟨x,y⟩} on S^{d-1}.
+
+With B = QᵀK (so that ⟨Qx,Ky⟩ = ⟨x,By⟩) the velocity field is (design.md §1)
+
+    SA:  X[ρ](x) = P_x V m(x) / Z(x),   USA:  X[ρ](x) = P_x V m(x),
+    m(x) = ∫ e^{β⟨x,By⟩} y ρ(y) dσ(y),   Z(x) = ∫ e^{β⟨x,By⟩} ρ(y) dσ(y),
+
+and at zero temperature (β = ∞, SA) X^∞(x) = P_x V Bᵀx/|Bᵀx|, independent of ρ
+(theory.md §6). How X is evaluated on a grid is :mod:`spherepde.dynamics`' business.
 
 Funk–Hecke (theory.md §3): for a harmonic Y_l of degree l on S^{d-1},
 
@@ -13,7 +21,7 @@ handed to the solver scaled by e^{-|β|}: no overflow for |β| ≤ 1000.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import gammaln, ive
@@ -121,6 +129,18 @@ def funk_hecke_over_beta(lmax: int, beta: float, d: int = 3, scaled: bool = Fals
     return out
 
 
+def funk_hecke_derivative(lmax: int, beta: float, d: int = 3, scaled: bool = False) -> np.ndarray:
+    """∂_β ĥ_l(β) = ĥ_{l+1}(β) + (l/β) ĥ_l(β) for l = 0..lmax (scaled: times e^{-|β|}).
+
+    From I'_ν = I_{ν+1} + (ν/β) I_ν with ν = l + ν₀ and the factor β^{-ν₀} of ĥ_l. Both terms
+    have the sign of ĥ_{l+1}(β) for either sign of β, so the sum never cancels; at β = 0 it is the
+    limit ∂_β ĥ_1 = 1/d (all other degrees 0). This is the multiplier of the normal part of the
+    attention sum, ⟨x, ∫ e^{β⟨x,y⟩} y ρ(y) dσ(y)⟩ = ∂_β(K∗ρ)(x).
+    """
+    h = funk_hecke(lmax + 1, beta, d, scaled)
+    return h[1:] + np.arange(lmax + 1) * funk_hecke_over_beta(lmax, beta, d, scaled)
+
+
 def kernel_bandwidth(beta: float, d: int = 3, tol: float = 1e-8) -> int:
     """The first degree l with |ĥ_l(β)| < tol · ĥ_0(β): the kernel's effective band limit."""
     lmax = 16
@@ -132,41 +152,127 @@ def kernel_bandwidth(beta: float, d: int = 3, tol: float = 1e-8) -> int:
         lmax *= 2
 
 
-@dataclass(frozen=True)
-class AttentionModel:
-    """Self-attention dynamics with kernel e^{β⟨x,y⟩} and Q = K = V = I.
+def _matrix(value, name: str, d: int) -> np.ndarray:
+    """A read-only d×d float matrix (the identity for None); InputError otherwise."""
+    if value is None:
+        m = np.eye(d)
+    else:
+        try:
+            m = np.array(value, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError(f"{name} = {value!r} is not allowed: use a {d}x{d} matrix of finite real numbers") from None
+        if m.shape != (d, d):
+            raise InputError(f"{name} has shape {m.shape}: use a {d}x{d} matrix for points in R^{d}")
+        if not np.all(np.isfinite(m)):
+            raise InputError(f"{name} has non-finite entries: use a {d}x{d} matrix of finite real numbers")
+    m.setflags(write=False)
+    return m
 
-    USA:  X[ρ] = (1/β) ∇(K∗ρ),   SA:  X[ρ] = (1/β) ∇ log(K∗ρ)   (theory.md §3).
+
+def _scalar(m: np.ndarray) -> float | None:
+    """c if m = cI to round-off (|m - cI| ≤ 4ε|c| entrywise, c the mean of the diagonal), else None."""
+    c = float(np.trace(m)) / len(m)
+    return c if np.all(np.abs(m - c * np.eye(len(m))) <= 4 * np.finfo(float).eps * abs(c)) else None
+
+
+@dataclass(frozen=True, eq=False)
+class AttentionModel:
+    """Self-attention with inverse temperature β and d×d matrices Q, K, V (default I), B = QᵀK.
+
+    X[ρ] as in the module docstring; β = ∞ (SA only) is the zero-temperature field X^∞.
+    With Q = K = V = I:  USA X[ρ] = (1/β) ∇(K∗ρ),  SA X[ρ] = (1/β) ∇ log(K∗ρ)  (theory.md §3).
     """
 
     name: str
     beta: float
     d: int = 3
+    Q: np.ndarray | None = None
+    K: np.ndarray | None = None
+    V: np.ndarray | None = None
+    B: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self):
         name = str(self.name).upper()
         if name not in MODELS:
             raise InputError(f"model name {self.name!r} is not allowed: use one of 'SA', 'USA'")
         object.__setattr__(self, "name", name)
-        if not np.isfinite(self.beta):
-            raise InputError(f"beta = {self.beta} is not allowed: use a finite real number")
-        if self.name == "USA" and abs(self.beta) > 700:
+        try:
+            beta = float(self.beta)
+        except (TypeError, ValueError):
+            beta = math.nan
+        if math.isnan(beta) or beta == -math.inf:
+            raise InputError(f"beta = {self.beta} is not allowed: use a finite real number, or inf (zero temperature, SA)")
+        object.__setattr__(self, "beta", beta)
+        for key in ("Q", "K", "V"):
+            object.__setattr__(self, key, _matrix(getattr(self, key), key, self.d))
+        object.__setattr__(self, "B", self.Q.T @ self.K)
+        self.B.setflags(write=False)
+        if self.zero_temperature:
+            if not self.normalized:
+                raise InputError(
+                    "beta = inf is not allowed for USA: its velocities grow like e^(beta |B^T x|) and have no "
+                    "zero-temperature limit; the limit X = P_x V B^T x/|B^T x| exists for SA"
+                )
+            singular = np.linalg.svd(self.B, compute_uv=False)
+            if not singular[-1] > 1e-12 * singular[0]:
+                raise InputError(
+                    "beta = inf needs an invertible B = Q^T K: the zero-temperature field "
+                    "P_x V B^T x/|B^T x| is undefined where B^T x = 0"
+                )
+        elif not self.normalized and self.concentration > 700:
             raise InputError(
-                f"beta = {self.beta} is not allowed for USA: its velocities grow like e^|beta| and "
-                "overflow double precision beyond |beta| = 700 (SA has no such limit)"
+                f"beta = {self.beta} is not allowed for USA with |beta| ||Q^T K|| = {self.concentration:.4g}: its "
+                "velocities grow like e^(|beta| ||Q^T K||) and overflow double precision beyond 700 "
+                "(SA has no such limit)"
             )
 
     @property
     def normalized(self) -> bool:
         return self.name == "SA"
 
-    def multipliers(self, lmax: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """Scaled spectral multipliers (k_l, g_l) and the velocity prefactor.
+    @property
+    def zero_temperature(self) -> bool:
+        """β = ∞: X = P_x V Bᵀx/|Bᵀx|."""
+        return self.beta == math.inf
 
-        k_l = e^{-|β|} ĥ_l, g_l = e^{-|β|} ĥ_l/β, so that with K̃∗ρ = Σ k_l ρ_l and
-        G̃∗ρ = Σ g_l ρ_l:  SA: X = ∇(G̃∗ρ)/(K̃∗ρ) (prefactor 1),  USA: X = e^{|β|} ∇(G̃∗ρ).
+    @property
+    def has_energy(self) -> bool:
+        """B = QᵀK = I, V = I and β finite: the flow is that of identity matrices and ascends the
+        energy E_β of theory.md §4. For general matrices there is no monotone energy."""
+        return not self.zero_temperature and _scalar(self.B) == 1.0 and _scalar(self.V) == 1.0
+
+    @property
+    def concentration(self) -> float:
+        """|β| ‖B‖₂, the largest concentration of the kernels y ↦ e^{β⟨Bᵀx,y⟩}: the kernel
+        bandwidth and the USA growth e^{|β||Bᵀx|} are set by it."""
+        return abs(self.beta) * float(np.linalg.norm(self.B, 2))
+
+    @property
+    def kernel_beta(self) -> float | None:
+        """β' = βb when B = bI (β finite): the kernel e^{β'⟨x,y⟩} is zonal and Funk–Hecke
+        applies; None otherwise."""
+        b = _scalar(self.B)
+        return None if b is None or self.zero_temperature else self.beta * b
+
+    @property
+    def value_scale(self) -> float | None:
+        """v when V = vI (then P_x V m = v P_x m), else None."""
+        return _scalar(self.V)
+
+    def multipliers(self, lmax: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Scaled spectral multipliers (k_l, g_l) of the zonal kernel at β' = βb, and the velocity prefactor.
+
+        k_l = e^{-|β'|} ĥ_l(β'), g_l = e^{-|β'|} ĥ_l(β')/β', so that with K̃∗ρ = Σ k_l ρ_l and
+        G̃∗ρ = Σ g_l ρ_l, for V = I:  SA: X = ∇(G̃∗ρ)/(K̃∗ρ) (prefactor 1),  USA: X = e^{|β'|} ∇(G̃∗ρ).
         """
-        k = funk_hecke(lmax, self.beta, self.d, scaled=True)
-        g = funk_hecke_over_beta(lmax, self.beta, self.d, scaled=True)
-        prefactor = 1.0 if self.normalized else float(np.exp(abs(self.beta)))
+        beta = self.kernel_beta
+        if beta is None:
+            raise ValueError("the kernel is zonal only for B = bI and finite beta")
+        k = funk_hecke(lmax, beta, self.d, scaled=True)
+        g = funk_hecke_over_beta(lmax, beta, self.d, scaled=True)
+        prefactor = 1.0 if self.normalized else float(np.exp(abs(beta)))
         return k, g, prefactor
+
+    def normal_multipliers(self, lmax: int) -> np.ndarray:
+        """q_l = e^{-|β'|} ∂_β' ĥ_l(β'): ⟨x, e^{-|β'|} m(x)⟩ = Σ q_l ρ_l(x) for B = bI."""
+        return funk_hecke_derivative(lmax, self.kernel_beta, self.d, scaled=True)

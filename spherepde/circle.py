@@ -49,8 +49,8 @@ def fft_size(minimum: int) -> int:
 
 
 class RealFFT:
-    """Unnormalized real FFTs along the last axis of the work arrays ``grid`` (*rows, n)
-    and ``spectrum`` (*rows, n//2+1):
+    """Unnormalized real FFTs along the last axis of the work arrays ``grid`` ``(*rows, n)``
+    and ``spectrum`` ``(*rows, n//2+1)``::
 
         forward():  spectrum_k = Σ_j grid_j e^{-2πijk/n},
         backward(): grid_j = Σ_k spectrum_k e^{2πijk/n}, summed over all k mod n with
@@ -204,6 +204,32 @@ class Circle:
             )
         return 0 if k == 0 else int(2 * k - 1 + m)
 
+    @property
+    def real_degrees(self) -> np.ndarray:
+        """The wavenumber k of each real coefficient, in the real layout."""
+        return real_degrees(self.lmax)
+
+    def harmonics(self, x: np.ndarray) -> np.ndarray:
+        """Y(x) at points x (n, 2) of S¹, wavenumbers ≤ lmax, in the real layout: shape (n, 2 lmax + 1)."""
+        return real_harmonics(x, self.lmax)
+
     def rotate(self, c: np.ndarray, angle: float) -> np.ndarray:
         """Coefficients of f(θ - angle): c_k e^{-ik·angle}."""
         return c * np.exp(-1j * angle * self.degrees)
+
+
+def real_degrees(lmax: int) -> np.ndarray:
+    """The wavenumber of each entry of the real layout [a_0, a_1,0, a_1,1, a_2,0, …], k ≤ lmax."""
+    return (np.arange(2 * lmax + 1) + 1) // 2
+
+
+def real_harmonics(x: np.ndarray, lmax: int) -> np.ndarray:
+    """[1, √2 cos θ, √2 sin θ, √2 cos 2θ, …] at points x = (cos θ, sin θ) (n, 2), k ≤ lmax."""
+    x = np.asarray(x, dtype=float)
+    theta = np.arctan2(x[:, 1], x[:, 0])
+    k = np.arange(1, lmax + 1)
+    Y = np.empty((len(x), 2 * lmax + 1))
+    Y[:, 0] = 1.0
+    Y[:, 1::2] = SQRT2 * np.cos(np.outer(theta, k))
+    Y[:, 2::2] = SQRT2 * np.sin(np.outer(theta, k))
+    return Y

@@ -11,14 +11,14 @@ import tomllib
 from pathlib import Path
 
 from .errors import InputError
-from .model import kernel_bandwidth
+from .model import AttentionModel, kernel_bandwidth
 
 # The kernel must be resolved: |ĥ_l| < KERNEL_TOL · ĥ_0 beyond lmax.
 KERNEL_TOL = 1e-8
 
 # section -> key -> (kind, default); default None means optional without default.
 _COMMON = {
-    "model": {"name": ("str", "SA"), "beta": ("float", 9.0), "Q": ("matrix", None), "K": ("matrix", None), "V": ("matrix", None)},
+    "model": {"name": ("str", "SA"), "beta": ("beta", 9.0), "Q": ("matrix", None), "K": ("matrix", None), "V": ("matrix", None)},
     "domain": {"kind": ("str", "sphere"), "lmax": ("int", 63)},
     "time": {
         "t_end": ("float", 10.0),
@@ -68,6 +68,12 @@ def _check(key: str, kind: str, v):
         if not _is_number(v) or not math.isfinite(v):
             _fail(key, v, "use a finite real number")
         return float(v)
+    if kind == "beta":  # a finite real number, or inf (TOML inf or "inf"): the zero-temperature model
+        if _is_number(v) and v == math.inf or v == "inf":
+            return math.inf
+        if not _is_number(v) or not math.isfinite(v):
+            _fail(key, v, 'use a finite real number, or "inf" for the zero-temperature model (SA)')
+        return float(v)
     if kind == "vector":
         if not isinstance(v, list) or not all(_is_number(x) and math.isfinite(x) for x in v):
             _fail(key, v, "use a list of finite real numbers")
@@ -102,18 +108,11 @@ def _section(name: str, given: dict, schema: dict) -> dict:
 
 def resolve(config: dict) -> dict:
     """Check a configuration mapping and fill in every default."""
-    if not isinstance(config, dict):
-        raise InputError("the configuration must be a TOML table")
-    sections = set(_COMMON) | {"initial"}
-    unknown = sorted(set(config) - sections)
-    if unknown:
-        _fail(f"[{unknown[0]}]", "…", f"the sections are {', '.join(sorted(sections))}")
+    _check_sections(config, set(_COMMON) | {"initial"})
     cfg = {name: _section(name, config.get(name, {}), schema) for name, schema in _COMMON.items()}
 
     model = cfg["model"]
-    model["name"] = model["name"].upper()
-    if model["name"] not in ("SA", "USA"):
-        _fail("model.name", model["name"], "use 'SA' or 'USA'")
+    _check_model_name(model)
     domain = cfg["domain"]
     domain["kind"] = domain["kind"].lower()
     if domain["kind"] not in DOMAINS:
@@ -121,22 +120,38 @@ def resolve(config: dict) -> dict:
     if domain["lmax"] < 2:
         _fail("domain.lmax", domain["lmax"], "use an integer >= 2")
     d = DOMAINS[domain["kind"]]
-    needed = kernel_bandwidth(model["beta"], d, KERNEL_TOL)
-    if domain["lmax"] < needed:
-        _fail(
-            "domain.lmax", domain["lmax"],
-            f"too small for beta = {model['beta']:g}: the kernel's Funk-Hecke coefficients fall below "
-            f"{KERNEL_TOL:g} of h_0 only from degree {needed} on; use lmax >= {needed}",
-        )
-    for key in ("Q", "K", "V"):
-        if key in model:
-            m = model[key]
-            if len(m) != d or any(len(r) != d for r in m):
-                _fail(f"model.{key}", m, f"use a {d}x{d} matrix on the {domain['kind']}")
-            if any(m[i][j] != float(i == j) for i in range(d) for j in range(d)):
-                _fail(f"model.{key}", m, "only the identity is supported by the PDE solver so far")
+    _check_model(model, domain, d)
 
-    time = cfg["time"]
+    _check_time(cfg["time"])
+    _check_numerics(cfg["numerics"])
+
+    initial = config.get("initial", {})
+    if not isinstance(initial, dict):
+        _fail("[initial]", initial, "it must be a table")
+    kind = initial.get("kind", "perturbed_uniform")
+    if not isinstance(kind, str) or kind.lower() not in INITIAL_KINDS:
+        _fail("initial.kind", kind, f"use one of {', '.join(INITIAL_KINDS)}")
+    kind = kind.lower()
+    cfg["initial"] = {"kind": kind, **_section("initial", {k: v for k, v in initial.items() if k != "kind"}, INITIAL_KINDS[kind])}
+    _check_initial(cfg["initial"], domain["kind"], d)
+    return cfg
+
+
+def _check_sections(config, sections: set):
+    if not isinstance(config, dict):
+        raise InputError("the configuration must be a TOML table")
+    unknown = sorted(set(config) - sections)
+    if unknown:
+        _fail(f"[{unknown[0]}]", "…", f"the sections are {', '.join(sorted(sections))}")
+
+
+def _check_model_name(model: dict):
+    model["name"] = model["name"].upper()
+    if model["name"] not in ("SA", "USA"):
+        _fail("model.name", model["name"], "use 'SA' or 'USA'")
+
+
+def _check_time(time: dict):
     time["method"] = time["method"].lower()
     if time["method"] not in METHODS:
         _fail("time.method", time["method"], "use 'dopri5' (adaptive) or 'rk4' (fixed step)")
@@ -153,25 +168,47 @@ def resolve(config: dict) -> dict:
             _fail("time.dt", time["dt"], f"use a positive step no larger than save_every = {time['save_every']}")
     elif "dt" in time:
         _fail("time.dt", time["dt"], "a fixed step goes with method = 'rk4'; the adaptive method uses rtol")
-    if not 0 < cfg["numerics"]["max_tail_energy"] < 1:
-        _fail("numerics.max_tail_energy", cfg["numerics"]["max_tail_energy"], "use a number between 0 and 1")
-    if not 0 <= cfg["numerics"]["max_negative_density"] < 1:
-        _fail("numerics.max_negative_density", cfg["numerics"]["max_negative_density"], "use a number in [0, 1)")
-    if cfg["numerics"]["checkpoint_seconds"] <= 0:
-        _fail("numerics.checkpoint_seconds", cfg["numerics"]["checkpoint_seconds"], "use a positive wall-clock interval in seconds")
-    if cfg["numerics"]["threads"] < 0:
-        _fail("numerics.threads", cfg["numerics"]["threads"], "use 0 (all cores) or a positive count")
 
-    initial = config.get("initial", {})
-    if not isinstance(initial, dict):
-        _fail("[initial]", initial, "it must be a table")
-    kind = initial.get("kind", "perturbed_uniform")
-    if not isinstance(kind, str) or kind.lower() not in INITIAL_KINDS:
-        _fail("initial.kind", kind, f"use one of {', '.join(INITIAL_KINDS)}")
-    kind = kind.lower()
-    cfg["initial"] = {"kind": kind, **_section("initial", {k: v for k, v in initial.items() if k != "kind"}, INITIAL_KINDS[kind])}
-    _check_initial(cfg["initial"], domain["kind"], d)
-    return cfg
+
+# [numerics] key -> (valid?, what is allowed); a section may hold a subset of the keys
+_NUMERICS_RULES = {
+    "max_tail_energy": (lambda v: 0 < v < 1, "use a number between 0 and 1"),
+    "max_negative_density": (lambda v: 0 <= v < 1, "use a number in [0, 1)"),
+    "checkpoint_seconds": (lambda v: v > 0, "use a positive wall-clock interval in seconds"),
+    "threads": (lambda v: v >= 0, "use 0 (all cores) or a positive count"),
+}
+
+
+def _check_numerics(numerics: dict):
+    for key, value in numerics.items():
+        valid, allowed = _NUMERICS_RULES[key]
+        if not valid(value):
+            _fail(f"numerics.{key}", value, allowed)
+
+
+def _check_model(model: dict, domain: dict, d: int):
+    """Q, K, V are d×d; the model exists (AttentionModel's rules); lmax resolves the kernel.
+
+    The kernel y ↦ e^{β⟨Bᵀx,y⟩}, B = QᵀK, is a von Mises–Fisher kernel of concentration
+    β|Bᵀx| ≤ |β|‖B‖₂, so its bandwidth is that of the identity kernel at |β|‖B‖₂.
+    """
+    for key in ("Q", "K", "V"):
+        if key in model and (len(model[key]) != d or any(len(r) != d for r in model[key])):
+            _fail(f"model.{key}", model[key], f"use a {d}x{d} matrix on the {domain['kind']}")
+    try:
+        attention = AttentionModel(model["name"], model["beta"], d, model.get("Q"), model.get("K"), model.get("V"))
+    except InputError as exc:
+        raise InputError(f"model.{exc}") from None
+    if attention.zero_temperature:
+        return
+    needed = kernel_bandwidth(attention.concentration, d, KERNEL_TOL)
+    if domain["lmax"] < needed:
+        _fail(
+            "domain.lmax", domain["lmax"],
+            f"too small for beta = {model['beta']:g}: the kernel's Funk-Hecke coefficients at |beta| ||Q^T K|| = "
+            f"{attention.concentration:g} fall below {KERNEL_TOL:g} of h_0 only from degree {needed} on; "
+            f"use lmax >= {needed}",
+        )
 
 
 def _check_initial(ini: dict, domain: str, d: int):
@@ -209,8 +246,74 @@ def _check_initial(ini: dict, domain: str, d: int):
             _fail("initial.points", ini["points"], f"use points with {d} coordinates")
 
 
-def load(path: str | Path) -> dict:
-    """Read and resolve a TOML configuration file."""
+# The configuration of a token run (`spherepde particles`): [model] and [time] as above,
+# [numerics] only for its checkpoint interval.
+_PARTICLE_SECTIONS = {
+    "model": _COMMON["model"],
+    "particles": {
+        "n": ("int", None), "d": ("int", 3), "init": ("str", "uniform"), "path": ("str", None),
+        "time": ("float", None), "seed": ("int", 0), "block": ("int", None),
+    },
+    "time": _COMMON["time"],
+    "diagnostics": {"lmax": ("int", 16), "cluster_delta": ("float", None)},
+    "numerics": {"checkpoint_seconds": _COMMON["numerics"]["checkpoint_seconds"]},
+}
+TOKEN_INITS = ("uniform", "lattice", "points", "density")
+DEFAULT_TOKENS = 1000
+
+
+def resolve_particles(config: dict) -> dict:
+    """Check a token-run configuration mapping and fill in every default.
+
+    [particles] n tokens on S^{d-1} ⊂ R^d from ``init``: "uniform" (iid, ``seed``), "lattice"
+    (d = 2, 3), "points" (``path`` of an (n, d) .npy array) or "density" (iid from the snapshot
+    at ``time`` of the PDE run file ``path``, default its last); ``block`` rows of the
+    attention matrix at a time. [diagnostics] ``lmax`` of the empirical spectrum and the
+    ``cluster_delta`` of `particles.cluster_count` (default `particles.cluster_threshold`).
+    """
+    from .particles import attention_field
+
+    _check_sections(config, set(_PARTICLE_SECTIONS))
+    cfg = {name: _section(name, config.get(name, {}), schema) for name, schema in _PARTICLE_SECTIONS.items()}
+    tokens = cfg["particles"]
+    tokens["init"] = tokens["init"].lower()
+    init = tokens["init"]
+    if init not in TOKEN_INITS:
+        _fail("particles.init", init, f"use one of {', '.join(TOKEN_INITS)}")
+    if init != "points":
+        tokens.setdefault("n", DEFAULT_TOKENS)
+    if tokens.get("n", 1) < 1:
+        _fail("particles.n", tokens["n"], "use a positive number of tokens")
+    if tokens["d"] < 2:
+        _fail("particles.d", tokens["d"], "use an ambient dimension d >= 2 (tokens on S^(d-1))")
+    if init == "lattice" and tokens["d"] not in (2, 3):
+        _fail("particles.d", tokens["d"], "init = 'lattice' exists for d = 2 (equal angles) and d = 3 (Fibonacci)")
+    if init in ("points", "density") and "path" not in tokens:
+        raise InputError(f"particles.path is missing: init = '{init}' needs a file")
+    for key, allowed in (("path", ("points", "density")), ("time", ("density",))):
+        if key in tokens and init not in allowed:
+            _fail(f"particles.{key}", tokens[key], f"it goes with init = {' or '.join(map(repr, allowed))}")
+    if tokens.get("block", 1) < 1:
+        _fail("particles.block", tokens["block"], "use a positive number of rows per block")
+
+    model = cfg["model"]
+    _check_model_name(model)
+    try:
+        attention_field(model["beta"], model["name"], tokens["d"], model.get("Q"), model.get("K"), model.get("V"))
+    except InputError as exc:
+        raise InputError(f"model.{exc}") from None
+    _check_time(cfg["time"])
+    diagnostics = cfg["diagnostics"]
+    if diagnostics["lmax"] < 0:
+        _fail("diagnostics.lmax", diagnostics["lmax"], "use a degree >= 0")
+    if not 0 < diagnostics.get("cluster_delta", 1.0) < 2:
+        _fail("diagnostics.cluster_delta", diagnostics["cluster_delta"], "use 0 < delta < 2 (linked when <x_i,x_j> > 1 - delta)")
+    _check_numerics(cfg["numerics"])
+    return cfg
+
+
+def load(path: str | Path, resolver=resolve) -> dict:
+    """Read a TOML configuration file and resolve it (``resolver``: `resolve` or `resolve_particles`)."""
     path = Path(path)
     try:
         with open(path, "rb") as fh:
@@ -221,7 +324,7 @@ def load(path: str | Path) -> dict:
         raise InputError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise InputError(f"config file {str(path)!r} cannot be read: {exc.strerror}") from None
-    return resolve(raw)
+    return resolver(raw)
 
 
 def _value(v) -> str:
@@ -246,9 +349,9 @@ def dumps(cfg: dict) -> str:
     return "\n".join(lines)
 
 
-def loads(text: str) -> dict:
-    """Parse and resolve TOML text."""
+def loads(text: str, resolver=resolve) -> dict:
+    """Parse TOML text and resolve it (``resolver``: `resolve` or `resolve_particles`)."""
     try:
-        return resolve(tomllib.loads(text))
+        return resolver(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"configuration is not valid TOML: {exc}") from None

@@ -75,24 +75,34 @@ def _points(ini: dict, d: int) -> np.ndarray:
     return pts / radius[:, None]
 
 
+def saved_snapshot(path, time: float | None, section: str) -> tuple[dict, int]:
+    """The PDE run file ``path`` (`io.read_run`) and the index of its snapshot at ``time``
+    (default the last); errors name the keys ``<section>.path`` and ``<section>.time``."""
+    from . import io
+
+    run = io.read_run(path)
+    if run["manifold"] not in ("sphere", "circle"):
+        raise InputError(f"{section}.path = {str(path)!r} is not a PDE run file (it holds no density)")
+    t = run["t"]
+    if len(t) == 0:
+        raise InputError(f"{section}.path = {str(path)!r} holds no snapshot")
+    if time is None:
+        return run, len(t) - 1
+    hits = np.nonzero(np.isclose(t, time, rtol=0, atol=1e-9 * max(1.0, abs(time))))[0]
+    if not hits.size:
+        raise InputError(f"{section}.time = {time} is not a saved time of {str(path)!r} (saved: {t[0]:g}..{t[-1]:g})")
+    return run, int(hits[0])
+
+
 def _from_file(ini: dict, manifold) -> np.ndarray:
     from . import io
     from .solver import discretization
 
     path = ini["path"]
-    run = io.read_run(path)
+    run, i = saved_snapshot(path, ini.get("time"), "initial")
     cfg = run["config"]
     if cfg["domain"]["kind"] != manifold.kind:
         raise InputError(f"initial.path = {path!r} holds a {cfg['domain']['kind']} run, not a {manifold.kind} one")
-    t = run["t"]
-    if len(t) == 0:
-        raise InputError(f"initial.path = {path!r} holds no snapshot")
-    i = len(t) - 1
-    if "time" in ini:
-        hits = np.nonzero(np.isclose(t, ini["time"], rtol=0, atol=1e-9 * max(1.0, abs(ini["time"]))))[0]
-        if not hits.size:
-            raise InputError(f"initial.time = {ini['time']} is not a saved time of {path!r} (saved: {t[0]:g}..{t[-1]:g})")
-        i = int(hits[0])
     source = discretization(cfg["domain"]["kind"], cfg["domain"]["lmax"])
     a = source.real_coefficients(source.analysis(io.read_density(path, i)))
     b = np.zeros(manifold.real_size)

@@ -1,10 +1,14 @@
 """Run files (HDF5, design.md §2), written so that a crash never leaves an unreadable file.
 
-Layout: ``/t`` (n_t,), ``/density`` (n_t, *grid), ``/grid/theta`` [, ``/grid/phi``],
-``/grid/weights`` (grid, summing to 1), ``/diagnostics/<name>`` (n_t, …), root attributes
-``config`` (resolved TOML), ``version``, ``manifold``; ``/status`` and ``/message`` (byte
-strings: running, finished, failed, interrupted, and why); ``/checkpoint`` (what
-``--resume`` needs).
+One writer for both kinds of run. Layout: ``/t`` (n_t,); the per-snapshot fields at the root,
+``/density`` ``(n_t, *grid)`` of a PDE run or ``/points`` (n_t, n, d) of a token run;
+``/diagnostics/<name>`` (n_t, …); fixed groups written once, e.g. ``/grid/theta`` [,
+``/grid/phi``], ``/grid/weights`` (grid, summing to 1); root attributes ``config`` (resolved
+TOML), ``version``, ``manifold`` (sphere, circle or particles); ``/status`` and ``/message``
+(byte strings: running, finished, failed, interrupted, and why); ``/checkpoint`` (what
+``--resume`` needs: the state, e.g. ``coefficients`` or ``points``, in two slots, and ``meta``).
+Every root dataset but ``/status`` and ``/message``, and every dataset in ``/diagnostics``,
+has one row per save time; every other group is fixed.
 
 Crash safety. Every dataset is allocated at full size when the file is created, so that
 while a run goes on only raw data is written in place and the HDF5 structure (metadata)
@@ -70,30 +74,41 @@ class RunFile:
 
     # structure (made in a temporary file, then renamed) -----------------------------
     @classmethod
-    def create(cls, path, manifold, config_text: str, n_times: int, diagnostics: dict, n_coefficients: int,
-               stepper_keys) -> "RunFile":
-        """A new file for ``n_times`` snapshots with the given diagnostics (their names, shapes, types)."""
+    def create(cls, path, config_text: str, n_times: int, fields: dict, diagnostics: dict, state: dict,
+               stepper_keys, attrs: dict | None = None, fixed: dict | None = None) -> "RunFile":
+        """A new file for ``n_times`` snapshots.
+
+        ``fields`` and ``diagnostics`` map names to one snapshot's value (giving shape and type)
+        of the datasets ``/<name>`` and ``/diagnostics/<name>``; ``state`` maps names to the
+        arrays ``--resume`` needs (``/checkpoint/<name>``, two slots); ``stepper_keys`` names
+        the stepper's scalars; ``attrs`` are root attributes besides config and version;
+        ``fixed`` maps group names to arrays written once (e.g. the grid).
+        """
         path = Path(path)
         check_writable(path)
+        stepper_keys = list(stepper_keys)
         tmp = path.with_name(path.name + ".tmp")
         with h5py.File(tmp, "w") as h5:
             h5.attrs["config"] = config_text
             h5.attrs["version"] = __version__
-            h5.attrs["manifold"] = manifold.kind
-            grid = h5.create_group("grid")
-            for name, values in manifold.grid.items():
-                grid[name] = values
-            grid["weights"] = manifold.weights
+            for name, value in (attrs or {}).items():
+                h5.attrs[name] = value
+            for group_name, arrays in (fixed or {}).items():
+                group = h5.create_group(group_name)
+                for name, values in arrays.items():
+                    group[name] = values
             _preallocated(h5, "t", (n_times,), float, np.nan)
-            _preallocated(h5, "density", (n_times, *manifold.grid_shape), float)
+            for name, value in fields.items():  # not pre-filled: fields can be large
+                _preallocated(h5, name, (n_times, *np.shape(value)), float)
             group = h5.create_group("diagnostics")
             for name, value in diagnostics.items():
                 value = np.asarray(value)
                 _preallocated(group, name, (n_times, *value.shape), value.dtype, _fill(value.dtype))
             cp = h5.create_group("checkpoint")
-            _preallocated(cp, "coefficients", (2, n_coefficients, 2), float, 0.0)
+            for name, value in state.items():
+                _preallocated(cp, name, (2, *np.shape(value)), float, 0.0)
             cp.attrs["stepper_keys"] = ",".join(stepper_keys)
-            meta = _preallocated(cp, "meta", (2, 2 + len(list(stepper_keys))), float, 0.0)
+            meta = _preallocated(cp, "meta", (2, 2 + len(stepper_keys)), float, 0.0)
             meta[...] = 0.0
             current = _preallocated(cp, "current", (), np.int64, 0)
             current[()] = 0
@@ -127,22 +142,24 @@ class RunFile:
             self._h5.close()
 
     # raw writes into allocated space ------------------------------------------------
-    def append(self, t: float, density: np.ndarray, diagnostics: dict):
+    def append(self, t: float, fields: dict, diagnostics: dict):
         """Write snapshot number n_saved (it counts once the next checkpoint is written)."""
         h5, k = self._h5, self.n_saved
         h5["t"][k] = t
-        h5["density"][k] = density
+        for name, value in fields.items():
+            h5[name][k] = value
         for name, value in diagnostics.items():
             h5["diagnostics"][name][k] = value
         self._pending = k + 1
 
-    def checkpoint(self, t: float, coefficients: np.ndarray, stepper_state: dict):
+    def checkpoint(self, t: float, state: dict, stepper_state: dict):
         """Store the state that ``--resume`` continues from in the free slot, then point to it."""
         h5 = self._h5
         cp = h5["checkpoint"]
         slot = 1 - int(cp["current"][()])
         n_saved = self._pending
-        cp["coefficients"][slot] = np.stack([coefficients.real, coefficients.imag], axis=-1)
+        for name, value in state.items():
+            cp[name][slot] = value
         keys = [k for k in cp.attrs["stepper_keys"].split(",") if k]
         cp["meta"][slot] = [t, n_saved, *(stepper_state[k] for k in keys)]
         h5.flush()
@@ -154,18 +171,18 @@ class RunFile:
         cp = self._h5["checkpoint"]
         return cp["meta"][int(cp["current"][()])]
 
-    def read_checkpoint(self) -> tuple[float, np.ndarray, dict]:
-        """(t, coefficients, stepper state) of the current slot."""
+    def read_checkpoint(self) -> tuple[float, dict, dict]:
+        """(t, state, stepper state) of the current slot."""
         cp = self._h5["checkpoint"]
         slot = int(cp["current"][()])
-        parts = cp["coefficients"][slot]
+        state = {name: ds[slot] for name, ds in cp.items() if name not in ("meta", "current")}
         keys = [k for k in cp.attrs["stepper_keys"].split(",") if k]
         meta = cp["meta"][slot]
-        return float(meta[0]), parts[..., 0] + 1j * parts[..., 1], dict(zip(keys, map(float, meta[2:])))
+        return float(meta[0]), state, dict(zip(keys, map(float, meta[2:])))
 
-    def initial_diagnostic(self, name: str) -> float:
-        """The diagnostic ``name`` of the first snapshot (t = 0)."""
-        return float(self._h5["diagnostics"][name][0])
+    def initial_diagnostics(self) -> dict:
+        """The diagnostics of the first snapshot (t = 0)."""
+        return {name: ds[0] for name, ds in self._h5["diagnostics"].items()}
 
     def close(self):
         self._h5.close()
@@ -177,21 +194,32 @@ def _rewrite(path: Path, n_total: int, status: str, message: str):
     with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
         for key, value in src.attrs.items():
             dst.attrs[key] = value
-        src.copy("grid", dst)
+        for name in _fixed_groups(src):
+            src.copy(name, dst)
         cp = src["checkpoint"]
         n_saved = int(cp["meta"][int(cp["current"][()])][1])
         keep = min(n_saved, n_total)
-        per_snapshot = ["t", "density", *(f"diagnostics/{k}" for k in src["diagnostics"])]
         dst.create_group("diagnostics")
-        for name in per_snapshot:
+        fields = _fields(src)
+        for name in ["t", *fields, *(f"diagnostics/{k}" for k in src["diagnostics"])]:
             ds = src[name]
-            out = _preallocated(dst, name, (n_total, *ds.shape[1:]), ds.dtype, None if name == "density" else _fill(ds.dtype))
+            out = _preallocated(dst, name, (n_total, *ds.shape[1:]), ds.dtype, None if name in fields else _fill(ds.dtype))
             for i in range(keep):  # one snapshot at a time: bounded memory
                 out[i] = ds[i]
         src.copy("checkpoint", dst)
         _preallocated(dst, "status", (), f"S{_MESSAGE_BYTES}", status.encode()[:_MESSAGE_BYTES])
         _preallocated(dst, "message", (), f"S{_MESSAGE_BYTES}", message.encode()[:_MESSAGE_BYTES])
     os.replace(tmp, path)
+
+
+def _fixed_groups(h5) -> list[str]:
+    """Groups written once at creation (all but diagnostics and checkpoint)."""
+    return [k for k, v in h5.items() if isinstance(v, h5py.Group) and k not in ("diagnostics", "checkpoint")]
+
+
+def _fields(h5) -> list[str]:
+    """Per-snapshot fields: the root datasets other than t, status and message."""
+    return [k for k, v in h5.items() if isinstance(v, h5py.Dataset) and k not in ("t", "status", "message")]
 
 
 def _open(path) -> h5py.File:
@@ -232,13 +260,26 @@ def read_run(path) -> dict:
             "status": h5["status"][()].decode() if "status" in h5 else "",
             "message": h5["message"][()].decode() if "message" in h5 else "",
             "version": h5.attrs.get("version", ""),
+            "manifold": h5.attrs.get("manifold", ""),
         }
 
 
-def read_density(path, index: int) -> np.ndarray:
-    """The saved density snapshot number ``index`` (negative counts from the last saved one)."""
+def read_field(path, name: str, index: int) -> np.ndarray:
+    """Saved snapshot number ``index`` (negative counts from the last saved one) of the field ``name``."""
     with _open(path) as h5:
+        if name not in _fields(h5):
+            raise InputError(f"{str(path)!r} holds no per-snapshot field /{name} (it has {', '.join(_fields(h5)) or 'none'})")
         n = _saved(h5)
         if not -n <= index < n:
             raise InputError(f"snapshot {index} is not in {str(path)!r}, which holds {n}")
-        return h5["density"][index % n]
+        return h5[name][index % n]
+
+
+def read_density(path, index: int) -> np.ndarray:
+    """The saved density snapshot number ``index`` of a PDE run (negative counts from the last one)."""
+    return read_field(path, "density", index)
+
+
+def read_points(path, index: int) -> np.ndarray:
+    """The saved tokens (n, d) of snapshot number ``index`` of a token run (negative counts from the last one)."""
+    return read_field(path, "points", index)

@@ -136,6 +136,31 @@ def _attend(targets, keys, values, normalized: bool, block: int) -> np.ndarray:
     return u
 
 
+def _attend_symmetric(x, scale: float, values, normalized: bool, block: int) -> np.ndarray:
+    """`_attend` for keys k_j = scale·x_j with scale ≥ 0 (B = bI, βb ≥ 0): the row maximum
+    of ⟨x_i,k_j⟩ is scale (at j = i) for every row, so the scaled weights
+    e^{scale(⟨x_i,x_j⟩ − 1)} form a symmetric matrix and each pair's exponential is computed
+    once, over the upper block triangle (half the work of `_attend`).
+    """
+    n, d = values.shape
+    if normalized:
+        values = np.hstack([values, np.ones((n, 1))])
+    sums = np.zeros((n, values.shape[1]))
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by the caller
+        for start in range(0, n, block):
+            rows = slice(start, start + block)
+            weights = x[rows] @ x[start:].T
+            b = len(weights)
+            weights -= 1.0
+            weights *= scale
+            np.exp(weights, out=weights)
+            sums[rows] += weights @ values[start:]
+            sums[start + b:] += weights[:, b:].T @ values[rows]
+        if normalized:
+            return sums[:, :d] / sums[:, d:]
+        return sums * np.exp(scale - np.log(n))
+
+
 @dataclass(frozen=True)
 class _Attention:
     """The velocity field of theory.md §2 for one choice of β, SA/USA, B = QᵀK and V."""
@@ -155,9 +180,21 @@ class _Attention:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """ẋ at tokens x (rows of unit length): P_x u with u the attention average of V x_j."""
-        keys = self.beta * (x @ self.B.T)  # rows β B x_j
-        u = _attend(x, keys, x @ self.V.T, self.normalized, _rows_per_block(len(x), self.block))
+        block = _rows_per_block(len(x), self.block)
+        b = self.B[0, 0]
+        if self.beta * b >= 0 and np.array_equal(self.B, b * np.eye(len(self.B))):
+            u = _attend_symmetric(x, self.beta * b, x @ self.V.T, self.normalized, block)
+        else:
+            keys = self.beta * (x @ self.B.T)  # rows β B x_j
+            u = _attend(x, keys, x @ self.V.T, self.normalized, block)
         return u - np.einsum("ij,ij->i", x, u)[:, None] * x
+
+
+def attention_field(beta, model: str, d: int, Q=None, K=None, V=None, block: Optional[int] = None):
+    """The velocity field x ↦ ẋ of `velocity` for tokens in R^d, input checked once: a
+    callable on (n, d) arrays of unit rows (not checked again, not renormalized)."""
+    d = _as_integer(d, "d", 2, "the ambient dimension of S^(d-1)")
+    return _Attention.build(beta, model, d, Q, K, V, block)
 
 
 def velocity(x, beta, model: str = "SA", Q=None, K=None, V=None, block: Optional[int] = None):
@@ -239,48 +276,68 @@ def _check_finite(y, k, t):
         raise NumericalFailure(f"the token state or its velocity is not finite at t = {t:.6g}")
 
 
-def _rk4_interval(f, y, k, t0, t1, dt, progress):
-    """Classical RK4 from t0 to t1 in ⌈(t1−t0)/dt⌉ equal steps (each ≤ dt); k = f(y)."""
-    steps = max(1, int(np.ceil((t1 - t0) / dt - 1e-9)))
-    h = (t1 - t0) / steps
-    for i in range(1, steps + 1):
-        y, _, _ = _rk_step(_RK4, f, y, h, k)
-        y = _normalize(y)
-        k = f(y)
-        t = t1 if i == steps else t0 + i * h
-        _check_finite(y, k, t)
-        if progress is not None:
-            progress(t)
-    return y, k
+class TokenStepper:
+    """One accepted step at a time of the token ODE ẋ = F(x), x on S^{d-1}, landing on t_stop.
 
-
-def _dopri_interval(f, y, k1, t0, t1, h, rtol, progress):
-    """Dormand–Prince 5(4) from t0 to t1, landing exactly on t1; k1 = f(y).
-
-    A step is accepted when every token's error estimate (Euclidean length, tokens
-    having radius 1) is at most rtol; the next step is h·min(5, max(0.2, 0.9 err^{-1/5})).
-    Returns the state, f at the state and the proposed next step.
+    method = "rk4": classical RK4 in equal steps ≤ dt between t and t_stop;
+    method = "adaptive": Dormand–Prince 5(4), accepted when every token's embedded error
+    estimate (Euclidean length; tokens have radius 1) is ≤ rtol, next step
+    h·min(5, max(0.2, 0.9 err^{-1/5})); ``dt`` is the first step (default 0.1 rtol^{1/5}/max|ẋ|).
+    Stages are evaluated at y/|y| (the field extended 0-homogeneously) and every accepted
+    state is projected back onto the sphere. The velocity at an accepted state x is F(x) of
+    the stored x, computed once (the last stage of an adaptive step; right after an RK4 step,
+    to check it, and reused as the next step's first stage), so that a run continued from a
+    saved (t, x, state()) repeats the uninterrupted one bit for bit.
     """
-    t = t0
-    while t < t1:
-        h_try = t1 - t if t1 - t < 1.01 * h else h  # no sliver of a step before t1
-        y_new, error, k_new = _rk_step(_DOPRI5, f, y, h_try, k1)
-        with np.errstate(over="ignore", invalid="ignore"):
-            err = float(np.max(np.linalg.norm(error, axis=1))) / rtol
-        if err <= 1.0:
-            t = t1 if h_try == t1 - t else t + h_try
-            y, k1 = _normalize(y_new), k_new  # f is 0-homogeneous: f(y_new) = f(y_new/|y_new|)
-            _check_finite(y, k1, t)
-            if progress is not None:
-                progress(t)
-        factor = 0.2 if not np.isfinite(err) else min(5.0, max(0.2, 0.9 * max(err, 1e-10) ** -0.2))
-        h = max(h, h_try * factor) if (err <= 1.0 and h_try < h) else h_try * factor
-        if h < 1e-13 * max(1.0, abs(t)):
-            raise NumericalFailure(
-                f"step size {h:.3g} at t = {t:.6g} is at round-off level: the dynamics is too "
-                "stiff for rtol or the velocity is not finite"
-            )
-    return y, k1, h
+
+    def __init__(self, method: str = "adaptive", dt: Optional[float] = None, rtol: float = 1e-8):
+        self.method, self.dt, self.rtol = method, dt, rtol
+        self._fsal = None  # (x, F(x)) at the last accepted state
+
+    def state(self) -> dict:
+        return {"h": 0.0 if self.dt is None or self.method == "rk4" else float(self.dt)}
+
+    def restore(self, state: dict):
+        if self.method == "adaptive":
+            self.dt = state.get("h") or None
+
+    def step(self, field, t: float, x: np.ndarray, t_stop: float) -> tuple[float, np.ndarray]:
+        """(t_new, x_new) after one accepted step from (t, x) towards t_stop (never beyond it)."""
+        k = self._fsal[1] if self._fsal is not None and self._fsal[0] is x else field(x)
+        _check_finite(x, k, t)
+        f = lambda y: field(_normalize(y))  # noqa: E731
+        if self.method == "rk4":
+            steps = max(1, int(np.ceil((t_stop - t) / self.dt - 1e-9)))
+            h = (t_stop - t) / steps
+            y, _, _ = _rk_step(_RK4, f, x, h, k)
+            t_new, x_new = (t_stop if steps == 1 else t + h), _normalize(y)
+            k_new = field(x_new)
+        else:
+            t_new, x_new, k_new = self._adaptive(f, t, x, k, t_stop)
+        _check_finite(x_new, k_new, t_new)
+        self._fsal = (x_new, k_new)
+        return t_new, x_new
+
+    def _adaptive(self, f, t, x, k, t_stop):
+        h = self.dt  # self.dt changes only with an accepted step: an interrupted one leaves no trace
+        if h is None:
+            speed = float(np.max(np.linalg.norm(k, axis=1)))
+            h = 0.1 * self.rtol**0.2 / speed if speed > 0 else max(t_stop - t, 1.0)
+        while True:
+            h_try = t_stop - t if t_stop - t < 1.01 * h else h  # no sliver of a step before t_stop
+            y_new, error, k_new = _rk_step(_DOPRI5, f, x, h_try, k)
+            with np.errstate(over="ignore", invalid="ignore"):
+                err = float(np.max(np.linalg.norm(error, axis=1))) / self.rtol
+            factor = 0.2 if not np.isfinite(err) else min(5.0, max(0.2, 0.9 * max(err, 1e-10) ** -0.2))
+            h = max(h, h_try * factor) if (err <= 1.0 and h_try < h) else h_try * factor
+            if err <= 1.0:  # F is 0-homogeneous: k_new = F(y_new) = F(y_new/|y_new|)
+                self.dt = h
+                return (t_stop if h_try == t_stop - t else t + h_try), _normalize(y_new), k_new
+            if h < 1e-13 * max(1.0, abs(t)):
+                raise NumericalFailure(
+                    f"step size {h:.3g} at t = {t:.6g} is at round-off level: the dynamics is too "
+                    "stiff for rtol or the velocity is not finite"
+                )
 
 
 def _as_save_times(t_end, save_every, save_times, start: float = 0.0) -> np.ndarray:
@@ -367,22 +424,15 @@ def trajectory(
     else:
         rtol = _as_positive(rtol, "rtol")
         dt = None if dt is None else _as_positive(dt, "dt")
-    return _march(lambda y: field(_normalize(y)), x, t0, times, method, dt, rtol, progress)
+    return _march(field, TokenStepper(method, dt, rtol), x, t0, times, progress)
 
 
-def _march(f, x, t, times, method, dt, rtol, progress):
-    k = f(x)
-    _check_finite(x, k, t)
-    if method == "adaptive" and dt is None:  # first step: 10% of rtol^{1/5} over the top speed
-        speed = float(np.max(np.linalg.norm(k, axis=1)))
-        dt = 0.1 * rtol**0.2 / speed if speed > 0 else max(times[-1] - t, 1.0)
+def _march(field, stepper, x, t, times, progress):
     for t_save in times:
-        if t_save > t:
-            if method == "rk4":
-                x, k = _rk4_interval(f, x, k, t, t_save, dt, progress)
-            else:
-                x, k, dt = _dopri_interval(f, x, k, t, t_save, dt, rtol, progress)
-            t = t_save
+        while t < t_save:
+            t, x = stepper.step(field, t, x, t_save)
+            if progress is not None:
+                progress(t)
         yield float(t), x.copy()
 
 

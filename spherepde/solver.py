@@ -1,6 +1,9 @@
-"""The run loop: integrate from ρ₀ to t_end, saving snapshots at exactly k·save_every.
+"""The run loop: integrate from the initial state to t_end, saving snapshots at exactly
+k·save_every, for the PDE (`run`, state: spectral coefficients of ρ) and for the token
+system (`run_particles`, state: the n tokens), through one loop (`_record`) and one file
+writer (:class:`spherepde.io.RunFile`).
 
-After every accepted step the resolution indicator (``tail_energy``, see
+PDE runs: after every accepted step the resolution indicator (``tail_energy``, see
 :mod:`spherepde.diagnostics`) is checked; when it exceeds
 ``[numerics] max_tail_energy`` the run stops with :class:`NumericalFailure`.
 Snapshots, diagnostics and a checkpoint are written and flushed at every save
@@ -18,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config as config_mod
+from . import io, particles
 from .diagnostics import snapshot, tail_energy
 from .dynamics import ContinuityEquation
 from .errors import InputError, NumericalFailure
@@ -52,26 +56,41 @@ def save_times(t_end: float, save_every: float) -> np.ndarray:
 
 
 class Simulation:
-    """A resolved configuration turned into manifold, model, equation and stepper."""
+    """A resolved PDE configuration turned into manifold, model, equation and stepper.
+
+    With `TokenSimulation` it shares the interface `_record` drives: times, stepper,
+    initial_state, start, step, diagnostics, fields, saved / restored (the checkpointed state),
+    layout (fixed groups and attributes of the run file) and describe (a progress line).
+    """
 
     def __init__(self, cfg: dict):
         self.cfg = cfg
         domain, model = cfg["domain"], cfg["model"]
         self.manifold = discretization(domain["kind"], domain["lmax"], cfg["numerics"]["threads"])
-        self.model = AttentionModel(model["name"], model["beta"], self.manifold.d)
+        self.model = AttentionModel(model["name"], model["beta"], self.manifold.d, model.get("Q"), model.get("K"), model.get("V"))
         self.equation = ContinuityEquation(self.manifold, self.model)
         ini = cfg["initial"]
         self.modes = ini.get("modes") if ini["kind"] == "perturbed_uniform" else None
         self.times = save_times(cfg["time"]["t_end"], cfg["time"]["save_every"])
+        self.checkpoint_seconds = cfg["numerics"]["checkpoint_seconds"]
+        tcfg = cfg["time"]
+        if tcfg["method"] == "rk4":
+            self.stepper = RK4(tcfg["dt"])
+        else:
+            self.stepper = DormandPrince(tcfg["rtol"], max_step=self.equation.max_step)
+        self.guard = None
 
     def initial_state(self) -> np.ndarray:
         return initial_coefficients(self.cfg, self.manifold)
 
-    def stepper(self):
-        tcfg = self.cfg["time"]
-        if tcfg["method"] == "rk4":
-            return RK4(tcfg["dt"])
-        return DormandPrince(tcfg["rtol"], max_step=self.equation.max_step)
+    def start(self, first: dict):
+        """Watch the resolution from now on, relative to the diagnostics ``first`` at t = 0."""
+        self.guard = ResolutionGuard(self.cfg["numerics"], self.manifold, first["tail_energy"])
+
+    def step(self, t: float, c: np.ndarray, t_stop: float) -> tuple[float, np.ndarray]:
+        t_new, c_new = self.stepper.step(self.equation, t, c, t_stop)
+        self.guard.check(t_new, c_new, self.equation.density_range())
+        return t_new, c_new
 
     def diagnostics(self, c: np.ndarray) -> dict:
         diag = snapshot(self.equation, c)
@@ -79,6 +98,98 @@ class Simulation:
             a = self.manifold.real_coefficients(c)
             diag["modes"] = np.array([a[self.manifold.real_index(l, m)] for l, m in self.modes])
         return diag
+
+    def fields(self, c: np.ndarray) -> dict:
+        return {"density": self.manifold.synthesis(c)}
+
+    def saved(self, c: np.ndarray) -> dict:
+        return {"coefficients": np.stack([c.real, c.imag], axis=-1)}
+
+    def restored(self, saved: dict) -> np.ndarray:
+        parts = saved["coefficients"]
+        return parts[..., 0] + 1j * parts[..., 1]
+
+    def layout(self) -> dict:
+        M = self.manifold
+        return {"attrs": {"manifold": M.kind}, "fixed": {"grid": {**M.grid, "weights": M.weights}}}
+
+    @staticmethod
+    def describe(diag: dict) -> str:
+        return f"dominant l={diag['dominant_degree']} min rho={diag['min_density']:.3g} tail={diag['tail_energy']:.2g}"
+
+
+class TokenSimulation:
+    """A resolved token configuration (:func:`config.resolve_particles`): n tokens x_i on
+    S^{d-1} under the velocity of :func:`spherepde.particles.velocity`, the same interface
+    as `Simulation`."""
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        model, tokens, tcfg = cfg["model"], cfg["particles"], cfg["time"]
+        self.field = particles.attention_field(
+            model["beta"], model["name"], tokens["d"], model.get("Q"), model.get("K"), model.get("V"), tokens.get("block")
+        )
+        method = "adaptive" if tcfg["method"] == "dopri5" else tcfg["method"]
+        self.stepper = particles.TokenStepper(method, tcfg.get("dt"), tcfg["rtol"])
+        self.times = save_times(tcfg["t_end"], tcfg["save_every"])
+        self.checkpoint_seconds = cfg["numerics"]["checkpoint_seconds"]
+
+    def initial_state(self) -> np.ndarray:
+        return initial_points(self.cfg["particles"])
+
+    def start(self, first: dict):
+        pass
+
+    def step(self, t: float, x: np.ndarray, t_stop: float) -> tuple[float, np.ndarray]:
+        return self.stepper.step(self.field, t, x, t_stop)
+
+    def diagnostics(self, x: np.ndarray) -> dict:
+        options = self.cfg["diagnostics"]
+        diag = particles.diagnostics(x, self.cfg["model"]["beta"], options["lmax"], options.get("cluster_delta"),
+                                     self.cfg["particles"].get("block"))
+        del diag["cluster_delta"]  # constant: it is in the configuration
+        return diag
+
+    def fields(self, x: np.ndarray) -> dict:
+        return {"points": x}
+
+    def saved(self, x: np.ndarray) -> dict:
+        return {"points": x}
+
+    def restored(self, saved: dict) -> np.ndarray:
+        return saved["points"]
+
+    def layout(self) -> dict:
+        return {"attrs": {"manifold": "particles"}}
+
+    @staticmethod
+    def describe(diag: dict) -> str:
+        return f"clusters={diag['clusters']} |mean x|={diag['mean_direction']:.3g} close pairs={diag['close_pairs']:.3g}"
+
+
+def initial_points(tokens: dict) -> np.ndarray:
+    """The initial tokens of ``[particles]`` (see docs/config.md): uniform, lattice, points or density."""
+    init, n, d = tokens["init"], tokens.get("n"), tokens["d"]
+    if init in ("uniform", "lattice"):
+        return particles.initial_tokens(init, n, d, seed=tokens["seed"])
+    if init == "points":
+        try:
+            points = np.load(tokens["path"])
+        except (OSError, ValueError) as exc:
+            raise InputError(f"particles.path = {tokens['path']!r} cannot be read as a .npy array: {exc}") from None
+        try:
+            return particles.initial_tokens("points", n, d, points=points)
+        except InputError as exc:
+            raise InputError(f"particles.path = {tokens['path']!r}: {exc}") from None
+    from .initial import saved_snapshot
+
+    run, index = saved_snapshot(tokens["path"], tokens.get("time"), "particles")
+    kind = run["config"]["domain"]["kind"]
+    grid = (run["grid"]["theta"],) if kind == "circle" else (run["grid"]["theta"], run["grid"]["phi"])
+    if len(grid) + 1 != d:
+        raise InputError(f"particles.path = {tokens['path']!r} holds a {kind} run: it needs particles.d = {len(grid) + 1}, not {d}")
+    density = io.read_density(tokens["path"], index)
+    return particles.initial_tokens("density", n, d, seed=tokens["seed"], density=density, grid=grid)
 
 
 class ResolutionGuard:
@@ -113,11 +224,12 @@ class ResolutionGuard:
 
 class _Progress:
     """mode None: a tqdm bar on a terminal, otherwise one log line per snapshot on stderr;
-    True: always the bar; False: silent."""
+    True: always the bar; False: silent. ``describe(diagnostics)`` is the line's tail."""
 
-    def __init__(self, t0: float, t_end: float, mode: bool | None):
+    def __init__(self, t0: float, t_end: float, mode: bool | None, describe):
         self.t_end = t_end
         self.t = t0
+        self.describe = describe
         self.silent = mode is False
         self.bar = None
         if mode or (mode is None and sys.stderr.isatty()):
@@ -126,7 +238,7 @@ class _Progress:
             self.bar = tqdm(total=t_end, initial=t0, unit="t", bar_format="{l_bar}{bar}| t={n:.3g}/{total:.3g} [{elapsed}<{remaining}{postfix}]")
 
     def update(self, t: float, diag: dict, steps: int):
-        info = f"dominant l={diag['dominant_degree']} min rho={diag['min_density']:.3g} tail={diag['tail_energy']:.2g}"
+        info = self.describe(diag)
         if self.bar is not None:
             self.bar.update(t - self.t)
             self.bar.set_postfix_str(info, refresh=False)
@@ -140,7 +252,7 @@ class _Progress:
 
 
 def run(cfg: dict, out: str | Path, resume: bool = False, progress: bool | None = False) -> dict:
-    """Run the configuration ``cfg`` (resolved, see :func:`config.resolve`) into the file ``out``.
+    """Run the PDE configuration ``cfg`` (resolved, see :func:`config.resolve`) into the file ``out``.
 
     ``progress``: None shows a bar on a terminal and a log line per snapshot otherwise, True
     always the bar, False nothing. Returns a summary (status, final time, snapshots, steps,
@@ -148,48 +260,58 @@ def run(cfg: dict, out: str | Path, resume: bool = False, progress: bool | None 
     before anything is written when the input is invalid, NumericalFailure (after saving)
     when the solution cannot be continued faithfully.
     """
+    return _record(Simulation(cfg), config_mod.dumps(cfg), out, resume, progress)
+
+
+def run_particles(cfg: dict, out: str | Path, resume: bool = False, progress: bool | None = False) -> dict:
+    """Run the token configuration ``cfg`` (resolved, see :func:`config.resolve_particles`)
+    into the file ``out``; arguments, summary and errors as for :func:`run`."""
+    return _record(TokenSimulation(cfg), config_mod.dumps(cfg), out, resume, progress)
+
+
+def _record(sim, text: str, out: str | Path, resume: bool, progress: bool | None) -> dict:
+    """Step ``sim`` through its save times, writing snapshots, diagnostics and checkpoints to ``out``.
+
+    A checkpoint follows every snapshot, and every ``sim.checkpoint_seconds`` of wall-clock
+    time in between; on a numerical failure or an interruption the last good state is
+    checkpointed and the file records why the run stopped.
+    """
     start = clock.perf_counter()
-    text = config_mod.dumps(cfg)
-    sim = Simulation(cfg)
-    stepper = sim.stepper()
     if resume:
         file = RunFile.reopen(out, text, len(sim.times))
-        t, c, state = file.read_checkpoint()
-        stepper.restore(state)
-        initial_tail = file.initial_diagnostic("tail_energy")
+        t, saved, stepper_state = file.read_checkpoint()
+        y = sim.restored(saved)
+        sim.stepper.restore(stepper_state)
+        sim.start(file.initial_diagnostics())
     else:
         check_writable(out)
-        c = sim.initial_state()
-        t = 0.0
-        first = sim.diagnostics(c)
-        file = RunFile.create(out, sim.manifold, text, len(sim.times), first, c.size, stepper.state().keys())
-        initial_tail = first["tail_energy"]
-    n_saved = file.n_saved
-    guard = ResolutionGuard(cfg["numerics"], sim.manifold, initial_tail)
-    bar = _Progress(t, sim.times[-1], progress)
+        t, y = 0.0, sim.initial_state()
+        first = sim.diagnostics(y)
+        sim.start(first)
+        file = RunFile.create(out, text, len(sim.times), sim.fields(y), first, sim.saved(y),
+                              sim.stepper.state().keys(), **sim.layout())
+    bar = _Progress(t, sim.times[-1], progress, sim.describe)
     steps = 0
-    interval, last_checkpoint = cfg["numerics"]["checkpoint_seconds"], clock.monotonic()
+    last_checkpoint = clock.monotonic()
     try:
-        for target in sim.times[n_saved:]:
+        for target in sim.times[file.n_saved:]:
             while t < target:
-                t_new, c_new = stepper.step(sim.equation, t, c, target)
-                guard.check(t_new, c_new, sim.equation.density_range())
-                t, c = t_new, c_new
+                t, y = sim.step(t, y, target)
                 steps += 1
-                if clock.monotonic() - last_checkpoint > interval:
-                    file.checkpoint(t, c, stepper.state())
+                if clock.monotonic() - last_checkpoint > sim.checkpoint_seconds:
+                    file.checkpoint(t, sim.saved(y), sim.stepper.state())
                     last_checkpoint = clock.monotonic()
-            diag = sim.diagnostics(c)
-            file.append(t, sim.manifold.synthesis(c), diag)
-            file.checkpoint(t, c, stepper.state())
+            diag = sim.diagnostics(y)
+            file.append(t, sim.fields(y), diag)
+            file.checkpoint(t, sim.saved(y), sim.stepper.state())
             last_checkpoint = clock.monotonic()
             bar.update(t, diag, steps)
     except NumericalFailure as exc:
-        file.checkpoint(t, c, stepper.state())
+        file.checkpoint(t, sim.saved(y), sim.stepper.state())
         file.finish("failed", str(exc))
         raise
     except KeyboardInterrupt:
-        file.checkpoint(t, c, stepper.state())
+        file.checkpoint(t, sim.saved(y), sim.stepper.state())
         file.finish("interrupted", f"interrupted at t = {t:.6g}; continue with --resume")
         raise
     else:

@@ -165,7 +165,57 @@ class Sphere:
             )
         return int(l * l + l + m)
 
+    @property
+    def real_degrees(self) -> np.ndarray:
+        """The degree l of each real coefficient, in the real layout."""
+        return real_degrees(self.lmax)
+
+    def harmonics(self, x: np.ndarray) -> np.ndarray:
+        """Y_lm(x) at points x (n, 3) of S², l ≤ lmax, in the real layout: shape (n, (lmax+1)²)."""
+        return real_harmonics(x, self.lmax)
+
     def rotate(self, c: np.ndarray, alpha: float, beta: float, gamma: float) -> np.ndarray:
         """Coefficients of f∘R⁻¹ for the rotation R with ZYZ Euler angles (α, β, γ)."""
         sh = self._sh
         return sh.Zrotate(sh.Yrotate(sh.Zrotate(np.ascontiguousarray(c, complex), gamma), beta), alpha)
+
+
+def real_degrees(lmax: int) -> np.ndarray:
+    """The degree of each entry of the real layout a[l² + l + m], l ≤ lmax."""
+    return np.repeat(np.arange(lmax + 1), 2 * np.arange(lmax + 1) + 1)
+
+
+def real_harmonics(x: np.ndarray, lmax: int) -> np.ndarray:
+    """The σ-orthonormal real harmonics Y_lm(x), l ≤ lmax, at points x (n, 3) of S², in the
+    real layout [l² + l + m] (Y_11 = √3 x, Y_1,-1 = √3 y, Y_10 = √3 z):
+
+        Y_l0 = q_l0(z),  Y_l,±m = √2 q_lm(z) · (Re, Im) (x + iy)^m,   q_lm = Q_lm / sin^m θ,
+
+    Q_lm = √((2l+1)(l−m)!/(l+m)!) P_l^m (no Condon–Shortley phase), so that the powers
+    (x + iy)^m carry the factor sin^m θ e^{imφ} (no division at the poles). Recurrences:
+    q_mm = q_{m−1,m−1} √((2m+1)/(2m)), q_00 = 1; q_{m+1,m} = √(2m+3) z q_mm;
+    q_lm = a_lm z q_{l−1,m} − b_lm q_{l−2,m}, a_lm = √((4l²−1)/(l²−m²)),
+    b_lm = √((2l+1)(l+m−1)(l−m−1)/((l−m)(l+m)(2l−3))).
+    """
+    x = np.asarray(x, dtype=float)
+    z, w = x[:, 2], x[:, 0] + 1j * x[:, 1]
+    Y = np.empty((len(x), (lmax + 1) ** 2))
+    power = np.ones(len(x), complex)  # (x + iy)^m
+    q_mm = 1.0
+    for m in range(lmax + 1):
+        if m > 0:
+            power = power * w
+            q_mm *= np.sqrt((2 * m + 1) / (2 * m))
+        parts = (1.0,) if m == 0 else (np.sqrt(2.0) * power.real, np.sqrt(2.0) * power.imag)
+        previous, current = np.zeros_like(z), np.full_like(z, q_mm)
+        for l in range(m, lmax + 1):
+            if l == m + 1:
+                previous, current = current, np.sqrt(2 * m + 3) * z * current
+            elif l > m + 1:
+                a = np.sqrt((4 * l * l - 1) / (l * l - m * m))
+                b = np.sqrt((2 * l + 1) * (l + m - 1) * (l - m - 1) / ((l - m) * (l + m) * (2 * l - 3)))
+                previous, current = current, a * z * current - b * previous
+            Y[:, l * l + l + m] = current * parts[0]
+            if m > 0:
+                Y[:, l * l + l - m] = current * parts[1]
+    return Y

@@ -207,5 +207,5 @@ def test_compare_and_plot_commands(tmp_path):
     assert report["modes"][0]["relative_error"] < 5e-3 and (tmp_path / "cmp.png").stat().st_size > 0
     result = spherepde("plot", tmp_path / "r.h5", "--out", tmp_path / "figs")
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["density_maps.png", "diagnostics.png", "energy_per_degree.png"]
+    assert {"density_maps.png", "diagnostics.png", "energy_per_degree.png"} <= {p.name for p in (tmp_path / "figs").iterdir()}  # all: test_plot.py
     assert spherepde("compare", tmp_path / "missing.h5").returncode == 2

@@ -32,10 +32,10 @@ def test_dump_and_reload_round_trip():
 BAD = [
     ({"model": {"name": "GPT"}}, "model.name"),
     ({"model": {"beta": "9"}}, "model.beta"),
-    ({"model": {"beta": math.inf}}, "model.beta"),
+    ({"model": {"beta": -math.inf}}, "model.beta"),
     ({"model": {"beta": math.nan}}, "model.beta"),
     ({"model": {"temperature": 1.0}}, "model.temperature"),
-    ({"model": {"Q": [[2, 0, 0], [0, 1, 0], [0, 0, 1]]}}, "model.Q"),
+    ({"model": {"Q": [[math.nan, 0, 0], [0, 1, 0], [0, 0, 1]]}}, "model.Q"),
     ({"model": {"V": [[1, 0], [0, 1]]}}, "model.V"),
     ({"domain": {"kind": "torus"}}, "domain.kind"),
     ({"domain": {"lmax": 7.5}}, "domain.lmax"),

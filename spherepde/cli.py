@@ -19,8 +19,11 @@ from .errors import InputError, NumericalFailure
 def _cmd_run(args) -> int:
     from . import config, solver
 
-    cfg = config.load(args.config)
-    summary = solver.run(cfg, args.out, resume=args.resume, progress=False if args.quiet else None)
+    if args.command == "particles":
+        resolver, run = config.resolve_particles, solver.run_particles
+    else:
+        resolver, run = config.resolve, solver.run
+    summary = run(config.load(args.config, resolver), args.out, resume=args.resume, progress=False if args.quiet else None)
     print(f"finished: t = {summary['t']:g}, {summary['snapshots']} snapshots, {summary['steps']} steps, "
           f"{summary['wall_time']:.1f} s -> {args.out}", file=sys.stderr)
     return 0
@@ -60,6 +63,24 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from . import sweep
+
+    if args.scheduler is not None and args.workers is not None:
+        raise InputError("--workers goes with the local cluster; a --scheduler brings its own workers")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers {args.workers} is not allowed: use a positive number")
+    runs = sweep.load(args.sweep)
+    try:
+        rows = sweep.run(runs, args.out, scheduler=args.scheduler, workers=args.workers)
+    except KeyboardInterrupt:
+        print("spherepde: sweep interrupted; start it again to resume the unfinished runs", file=sys.stderr)
+        return 130
+    failed = sum(row["status"] != "finished" for row in rows)
+    print(f"{len(rows) - failed} of {len(rows)} runs finished -> {Path(args.out) / sweep.SUMMARY}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _cmd_demo(args) -> int:
     from . import demo
 
@@ -96,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_run)
 
+    p = sub.add_parser("particles", help="run the n-token system from a TOML config into an HDF5 file")
+    p.add_argument("config", help="configuration file (TOML: [model], [particles], [time], [diagnostics])")
+    p.add_argument("--out", required=True, help="output run file (HDF5)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_run)
+
     p = sub.add_parser("linear", help="linear theory around the uniform state: growth rate per degree")
     p.add_argument("--beta", type=_finite, help="inverse temperature β")
     p.add_argument("--dim", type=int, default=3, help="ambient dimension d of S^(d-1) (default 3)")
@@ -118,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run file (HDF5)")
     p.add_argument("--out", required=True, help="directory for the figures")
     p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("sweep", help="every combination of the values in a [sweep] table, on Dask")
+    p.add_argument("sweep", help="sweep file: a base configuration plus a [sweep] table (TOML)")
+    p.add_argument("--out", required=True, help="directory for the run files and summary.csv")
+    p.add_argument("--scheduler", help="address of a Dask scheduler (default: a local cluster)")
+    p.add_argument("--workers", type=int, help="local cluster: worker processes (default: one per core)")
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("demo", help="the main job: SA at β = 9 on S², figures and a summary")
     p.add_argument("--out", default="out/demo", help="directory for the run file and figures (default out/demo)")

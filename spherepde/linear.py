@@ -307,6 +307,23 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def draw_dominant_degree(ax, d: int, beta_max: float) -> list[tuple[float, int, int]]:
+    """Draw l*(β) for β between 0 and beta_max on the matplotlib axes ``ax``: the exact
+    staircase, its switch points and the large-|β| asymptote. Returns the switch points."""
+    switches = switch_points(d, beta_max)
+    at = [b for b, _, _ in switches]
+    betas = np.linspace(0, beta_max, 401)
+    nu = (d - 2) / 2
+    ax.stairs([1] + [l_next for _, _, l_next in switches], [0.0, *at, beta_max], baseline=None,
+              color="C0", label="l*(β), exact")
+    ax.plot(betas, np.sqrt(np.maximum(2 * np.abs(betas) + nu**2 - 0.25, 0)) - nu + 0.5, "C1--", lw=1,
+            label=r"$\sqrt{2|\beta| + (d-1)(d-3)/4} - (d-3)/2$ (large $|\beta|$)")
+    ax.plot(at, [(l + l_next) / 2 for _, l, l_next in switches], "k|", ms=10,
+            label="switch points (λ_l = λ_l')")
+    ax.set_ylabel("dominant degree l*")
+    return switches
+
+
 def plot_phase_diagram(d: int, beta_max: float, out: str | Path) -> Path:
     """Figure of l*(β) for β between 0 and beta_max with the switch points marked, and the
     selectivity λ_(1)/λ_(2) below it; written to `out` (format from the suffix)."""
@@ -316,25 +333,15 @@ def plot_phase_diagram(d: int, beta_max: float, out: str | Path) -> Path:
     _check(beta_max, d)
     if beta_max == 0:
         raise InputError("beta_max = 0 is not allowed: use a nonzero bound for the β axis")
-    switches = switch_points(d, beta_max)
-    at = [b for b, _, _ in switches]
-    # the grid and the switch points, where the selectivity touches 1
-    betas = np.sort(np.concatenate([np.linspace(0, beta_max, 401)[1:], at]))
-    ratios = np.array([selectivity(b, d) for b in betas])
-    nu = (d - 2) / 2
-
     fig = Figure(figsize=(7, 6), constrained_layout=True)
     FigureCanvasAgg(fig)
     top, bottom = fig.subplots(2, 1, sharex=True)
-    top.stairs([1] + [l_next for _, _, l_next in switches], [0.0, *at, beta_max], baseline=None,
-               color="C0", label="l*(β), exact")
-    top.plot(betas, np.sqrt(np.maximum(2 * np.abs(betas) + nu**2 - 0.25, 0)) - nu + 0.5, "C1--", lw=1,
-             label=r"$\sqrt{2|\beta| + (d-1)(d-3)/4} - (d-3)/2$ (large $|\beta|$)")
-    top.plot(at, [(l + l_next) / 2 for _, l, l_next in switches], "k|", ms=10,
-             label="switch points (λ_l = λ_l')")
-    top.set_ylabel("dominant degree l*")
+    at = [b for b, _, _ in draw_dominant_degree(top, d, beta_max)]
     top.set_title(f"Linear instability of the uniform state on $S^{{{d - 1}}}$ (d = {d})")
     top.legend(loc="best")
+    # the grid and the switch points, where the selectivity touches 1
+    betas = np.sort(np.concatenate([np.linspace(0, beta_max, 401)[1:], at]))
+    ratios = np.array([selectivity(b, d) for b in betas])
     bottom.plot(betas, ratios, "C0")
     for b in at:
         bottom.axvline(b, color="k", lw=0.5, ls=":")

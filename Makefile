@@ -1,7 +1,7 @@
 # One command per job; each creates .venv/ and installs what is missing first.
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow docs bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -15,8 +15,11 @@ test: setup  ## the default test suite (a few minutes)
 test-slow: setup  ## validation-grade runs marked slow
 	$(PY) -m pytest -q -m slow
 
+docs: setup  ## the documentation site in docs/_build/html (Sphinx; warnings are errors)
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
 bench: setup  ## cost of one right-hand side vs the transforms it needs
 	$(PY) benchmarks/bench_rhs.py
 
 clean:
-	rm -rf out .pytest_cache .hypothesis
+	rm -rf out .pytest_cache .hypothesis docs/_build

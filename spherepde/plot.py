@@ -1,4 +1,12 @@
-"""Figures of a run file: density maps, energy per degree, conserved and monotone quantities."""
+"""Figures of a run file: density maps and an animation, energy per degree, conserved and
+monotone quantities, cluster count.
+
+:func:`plot_run` writes them all. On the sphere: ``density_maps.png`` (Mollweide),
+``density_orthographic.png``, ``density.gif`` (and ``density.mp4`` when ffmpeg is installed);
+on the circle: ``density.png`` (θ × t heat map and line snapshots) and ``density.gif``; on both
+``energy_per_degree.png``, ``diagnostics.png`` (energy, mass error, density range) and
+``clusters.png``.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,15 +78,20 @@ def circle_density(path, out: Path, count: int = 6) -> Path:
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     edges_t = _cell_edges(t, t[0] - 0.5 * (t[1] - t[0]) if len(t) > 1 else t[0] - 0.5, t[-1] + 0.5 * (t[-1] - t[-2]) if len(t) > 1 else t[0] + 0.5)
     edges_th = _cell_edges(theta, theta[0] - 0.5 * (theta[1] - theta[0]), theta[-1] + 0.5 * (theta[1] - theta[0]))
-    mesh = a.pcolormesh(edges_th, edges_t, rho, cmap="magma", shading="flat", rasterized=True)
-    fig.colorbar(mesh, ax=a, label="ρ")
+    # log scale symmetric about the uniform state ρ = 1: growth and depletion look alike
+    spread = max(float(rho.max()), 1 / max(float(rho.min()), 1e-3), 1 + 1e-6)
+    norm = matplotlib.colors.LogNorm(1 / spread, spread)
+    mesh = a.pcolormesh(edges_th, edges_t, np.clip(rho, 1 / spread, None), cmap="RdBu_r", norm=norm, shading="flat",
+                        rasterized=True)
+    fig.colorbar(mesh, ax=a, label="ρ (relative to uniform, log scale)")
     a.set_xlabel("θ (rad)")
     a.set_ylabel("t (depth)")
     for i in snapshot_indices(len(t), count):
         b.plot(theta, rho[i], label=f"t = {t[i]:g}")
     b.set_xlabel("θ (rad)")
-    b.set_ylabel("ρ(θ)")
-    b.legend(fontsize=8)
+    b.set_ylabel("ρ(θ) (relative to uniform)")
+    b.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(f"density ρ(t), {_title(run)}")
     fig.tight_layout()
     target = out / "density.png"
     fig.savefig(target, dpi=110)
@@ -92,9 +105,8 @@ def energy_per_degree(path, out: Path, degrees: int = 10) -> Path:
     t, spectrum = run["t"], run["diagnostics"]["spectrum"]
     lmax = spectrum.shape[1] - 1
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    cmap = plt.get_cmap("viridis")
-    for l in range(1, min(degrees, lmax) + 1):
-        a.semilogy(t, spectrum[:, l], color=cmap((l - 1) / max(1, degrees - 1)), label=f"l = {l}")
+    for l in range(1, min(degrees, lmax) + 1):  # tab10: ten colours told apart in print
+        a.semilogy(t, spectrum[:, l], color=plt.get_cmap("tab10")((l - 1) % 10), label=f"l = {l}")
     a.set_xlabel("t (depth)")
     a.set_ylabel("energy per degree E_l = Σ_m a_lm²")
     a.legend(fontsize=7, ncol=2)
@@ -107,6 +119,7 @@ def energy_per_degree(path, out: Path, degrees: int = 10) -> Path:
     fig.colorbar(mesh, ax=b, label="log10 E_l")
     b.set_xlabel("degree l")
     b.set_ylabel("t (depth)")
+    fig.suptitle(f"energy per degree, {_title(run)}")
     fig.tight_layout()
     target = out / "energy_per_degree.png"
     fig.savefig(target, dpi=110)
@@ -121,20 +134,180 @@ def diagnostics(path, out: Path) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(t, diag["energy"], "o-", ms=3)
     axes[0].set_ylabel("energy E_β")
+    axes[0].set_title("energy (nondecreasing in exact arithmetic)", fontsize=9)
     axes[1].semilogy(t, np.maximum(np.abs(diag["mass"] - diag["mass"][0]), 1e-17), "o-", ms=3)
     axes[1].set_ylabel("|mass(t) − mass(0)|")
+    axes[1].set_title("mass error (0 drawn at 1e-17)", fontsize=9)
     axes[2].semilogy(t, diag["max_density"], label="max ρ")
     axes[2].semilogy(t, np.maximum(diag["min_density"], 1e-6), label="min ρ (floored at 1e-6)")
-    axes[2].set_ylabel("density range")
+    axes[2].set_ylabel("ρ (relative to uniform)")
+    axes[2].set_title("density range", fontsize=9)
     axes[2].legend(fontsize=8)
     for ax in axes:
         ax.set_xlabel("t (depth)")
         ax.grid(alpha=0.3)
+    fig.suptitle(_title(run))
     fig.tight_layout()
     target = out / "diagnostics.png"
     fig.savefig(target, dpi=110)
     plt.close(fig)
     return target
+
+
+def _title(run: dict) -> str:
+    model, domain = run["config"]["model"], run["config"]["domain"]
+    where = "S²" if domain["kind"] == "sphere" else "S¹"
+    return f"{model['name']}, β = {model['beta']:g} on {where}, lmax = {domain['lmax']}"
+
+
+def _unit(colatitude: np.ndarray, longitude: np.ndarray) -> np.ndarray:
+    """Unit vectors (…, 3) at the given colatitudes and longitudes (broadcast)."""
+    colatitude, longitude = np.broadcast_arrays(colatitude, longitude)
+    return np.stack([np.sin(colatitude) * np.cos(longitude), np.sin(colatitude) * np.sin(longitude), np.cos(colatitude)], axis=-1)
+
+
+def _view_basis(view: np.ndarray) -> np.ndarray:
+    """Rows: east and north in the image plane, and the direction ``view`` towards the viewer."""
+    east = np.cross([0.0, 0.0, 1.0], view)
+    if np.linalg.norm(east) < 1e-8:  # looking at a pole
+        east = np.array([0.0, 1.0, 0.0])
+    east /= np.linalg.norm(east)
+    return np.stack([east, np.cross(view, east), view])
+
+
+def _orthographic(points: np.ndarray, basis: np.ndarray):
+    """Image coordinates x, y of points on the sphere seen from afar along ``basis[2]`` and their
+    depth (> 0: visible). Points on the far side are pulled onto the rim, so that the cells of the
+    visible side that cross it end there."""
+    x, y, depth = np.moveaxis(points @ basis.T, -1, 0)
+    rim = np.hypot(x, y)
+    behind = (depth < 0) & (rim > 0)
+    x, y = np.where(behind, x / np.where(behind, rim, 1), x), np.where(behind, y / np.where(behind, rim, 1), y)
+    return x, y, depth
+
+
+def _graticule(ax, basis: np.ndarray, step: int = 30):
+    """Meridians and parallels every ``step`` degrees on the visible side, and the rim."""
+    s = np.linspace(0, 2 * np.pi, 361)
+    ax.plot(np.cos(s), np.sin(s), color="0.3", lw=0.8)
+    lines = [_unit(np.radians(c), s) for c in range(step, 180, step)]
+    lines += [_unit(s / 2, np.radians(lon)) for lon in range(0, 360, step)]
+    for line in lines:
+        x, y, depth = _orthographic(line, basis)
+        ax.plot(np.where(depth > 0, x, np.nan), y, color="white", lw=0.4, alpha=0.5)
+
+
+def density_orthographic(path, out: Path, count: int = 3) -> Path:
+    """ρ at ``count`` times on the hemisphere centred on the final maximum of ρ (top row) and
+    on the opposite one (bottom row), orthographic projection, one colour scale per time."""
+    run = io.read_run(path)
+    theta, phi, t = run["grid"]["theta"], run["grid"]["phi"], run["t"]
+    colat_edges = _cell_edges(theta, 0.0, np.pi)
+    final = io.read_density(path, -1)
+    top = np.unravel_index(np.argmax(final), final.shape)
+    view = _unit(theta[top[0]], phi[top[1]])
+    indices = snapshot_indices(len(t), count)
+    fig, axes = plt.subplots(2, len(indices), figsize=(3.6 * len(indices), 7.4), squeeze=False, layout="constrained")
+    for k, i in enumerate(indices):
+        lon_edges, rho = _longitude_cells(phi, io.read_density(path, i))
+        lon_mid = 0.5 * (lon_edges[1:] + lon_edges[:-1])
+        colat_mid = 0.5 * (colat_edges[1:] + colat_edges[:-1])
+        for row, direction in enumerate((view, -view)):
+            basis = _view_basis(direction)
+            x, y, _ = _orthographic(_unit(colat_edges[:, None], lon_edges[None, :]), basis)
+            depth = _orthographic(_unit(colat_mid[:, None], lon_mid[None, :]), basis)[2]
+            ax = axes[row, k]
+            mesh = ax.pcolormesh(x, y, np.ma.masked_where(depth <= 0, rho), cmap="magma", shading="flat",
+                                 vmin=rho.min(), vmax=rho.max(), rasterized=True)
+            _graticule(ax, basis)
+            ax.set_aspect("equal")
+            ax.set_axis_off()
+        axes[0, k].set_title(f"t = {t[i]:g}")
+        fig.colorbar(mesh, ax=axes[:, k], orientation="horizontal", shrink=0.85, label="ρ (relative to uniform)")
+    colat, lon = np.degrees(theta[top[0]]), np.degrees(phi[top[1]])
+    fig.suptitle(f"density ρ(t), {_title(run)}\ntop: centred on the final maximum (colatitude {colat:.0f}°, "
+                 f"longitude {lon:.0f}°); bottom: the opposite side; grid lines every 30°", fontsize=10)
+    target = out / "density_orthographic.png"
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target
+
+
+def clusters(path, out: Path) -> Path:
+    """Number of clusters (diagnostics ``clusters``) and the maximum of ρ over time."""
+    run = io.read_run(path)
+    t, diag = run["t"], run["diagnostics"]
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
+    ax.step(t, diag["clusters"], where="mid", color="C0", lw=2)
+    ax.set_xlabel("t (depth)")
+    ax.set_ylabel("number of clusters", color="C0")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    twin = ax.twinx()
+    twin.plot(t, diag["max_density"], color="C1", ls="--")
+    twin.set_ylabel("max ρ (relative to uniform)", color="C1")
+    ax.set_title(f"clusters: peaks with ρ ≥ 2 that stand out by half their height — {_title(run)}", fontsize=9)
+    target = out / "clusters.png"
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target
+
+
+def animation(path, out: Path, max_frames: int = 60, fps: int = 8) -> list[Path]:
+    """ρ over time: Mollweide maps (sphere) or ρ(θ) (circle), colour or y scale per frame.
+
+    At most ``max_frames`` snapshots, spread evenly from the first to the last (all of them when
+    there are fewer). Writes ``density.gif`` (pillow) and ``density.mp4`` when ffmpeg is installed.
+    """
+    from matplotlib import animation as mpl_animation
+
+    run = io.read_run(path)
+    t = run["t"]
+    indices = snapshot_indices(len(t), max_frames)
+    if run["config"]["domain"]["kind"] == "sphere":
+        theta, phi = run["grid"]["theta"], run["grid"]["phi"]
+        fig = plt.figure(figsize=(7, 4), layout="constrained")
+        ax = fig.add_subplot(projection="mollweide")
+        lon_edges, rho = _longitude_cells(phi, io.read_density(path, indices[0]))
+        artist = ax.pcolormesh(lon_edges, _cell_edges(np.pi / 2 - theta, np.pi / 2, -np.pi / 2), rho, cmap="magma",
+                               shading="flat")
+        ax.set_xticklabels([])
+        ax.set_yticklabels([])
+        fig.colorbar(artist, ax=ax, shrink=0.7, label="ρ (relative to uniform)")
+
+        def draw(i):
+            rho = _longitude_cells(phi, io.read_density(path, i))[1]
+            artist.set_array(rho)
+            artist.set_clim(rho.min(), rho.max())
+    else:
+        theta = run["grid"]["theta"]
+        fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+        (artist,) = ax.plot(theta, io.read_density(path, indices[0]), color="C0")
+        ax.set_xlabel("θ (rad)")
+        ax.set_ylabel("ρ(θ) (relative to uniform)")
+        ax.set_xlim(0, 2 * np.pi)
+        ax.grid(alpha=0.3)
+
+        def draw(i):
+            rho = io.read_density(path, i)
+            artist.set_ydata(rho)
+            pad = 0.05 * max(rho.max() - rho.min(), 1e-12)
+            ax.set_ylim(rho.min() - pad, rho.max() + pad)
+
+    fig.canvas.draw()
+    fig.set_layout_engine("none")  # lay out once: frames differ only in data, title and colour scale
+    writers = {out / "density.gif": mpl_animation.PillowWriter(fps=fps)}
+    if mpl_animation.writers.is_available("ffmpeg"):
+        writers[out / "density.mp4"] = mpl_animation.FFMpegWriter(fps=fps)
+    for target, writer in writers.items():
+        with writer.saving(fig, target, dpi=80):
+            for i in indices:
+                draw(i)
+                ax.set_title(f"t = {t[i]:.4g} — {_title(run)}", fontsize=10)
+                writer.grab_frame()
+    plt.close(fig)
+    return list(writers)
 
 
 def plot_run(path, out) -> list[Path]:
@@ -147,5 +320,8 @@ def plot_run(path, out) -> list[Path]:
     run = io.read_run(path)
     if len(run["t"]) == 0:
         raise InputError(f"run file {str(path)!r} holds no snapshot to plot")
-    maps = density_maps if run["config"]["domain"]["kind"] == "sphere" else circle_density
-    return [maps(path, out), energy_per_degree(path, out), diagnostics(path, out)]
+    if run["manifold"] == "particles":
+        raise InputError(f"{str(path)!r} is a token run: spherepde plot draws densities (sphere and circle runs)")
+    maps = [density_maps, density_orthographic] if run["config"]["domain"]["kind"] == "sphere" else [circle_density]
+    figures = [draw(path, out) for draw in (*maps, energy_per_degree, diagnostics, clusters)]
+    return figures + animation(path, out)

@@ -52,6 +52,17 @@ def _tangent(frame: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(np.einsum("...i,...i->...", e, w) for e in frame)
 
 
+def _flush_negligible(multiplier: np.ndarray) -> np.ndarray:
+    """The multiplier with its entries below 1e-150 of the largest set to 0.
+
+    The kernel's coefficients decay like (β/2)^l/l!: at lmax = 255, β = 9 they reach 1e-300,
+    and their products with the coefficients are subnormal numbers, on which every transform
+    runs several times slower. Relative to the leading term they are invisible in double
+    precision (≤ 1e-150 · max|c|/|c_0|), so zero is the same field.
+    """
+    return np.where(np.abs(multiplier) < 1e-150 * np.max(np.abs(multiplier)), 0.0, multiplier)
+
+
 class ZonalVelocity:
     """X[ρ] for B = bI by Funk–Hecke multipliers at β' = βb (theory.md §3).
 
@@ -68,6 +79,7 @@ class ZonalVelocity:
         self.normalized = model.normalized
         degrees = manifold.degrees
         k, g, self.prefactor = model.multipliers(manifold.lmax)
+        k, g = _flush_negligible(k), _flush_negligible(g)
         self.kernel_by_degree, self.potential_by_degree = k, g
         self.kernel = k[degrees]
         v = model.value_scale
@@ -76,7 +88,7 @@ class ZonalVelocity:
             self.mixing = None
             return
         self.potential = g[degrees]
-        self.normal = model.normal_multipliers(manifold.lmax)[degrees]
+        self.normal = _flush_negligible(model.normal_multipliers(manifold.lmax))[degrees]
         frame = tangent_frame(manifold)
         Vx = manifold.points() @ model.V.T
         # (⟨e_a, V e_b⟩, ⟨e_a, V x⟩) on the grid

@@ -201,3 +201,18 @@ def test_entropy_identity_for_usa(beta, seed):
     assert lhs == pytest.approx(rhs, rel=1e-8)
     if beta > 0:
         assert rhs > 0
+
+
+@given(models, st.floats(-700, 700), st.sampled_from([31, 127, 255]))
+@settings(max_examples=20, deadline=None)
+def test_kernel_multipliers_never_make_subnormal_products(model, beta, lmax):
+    """Every multiplier of the RHS is 0 or ≥ 1e-150 of the largest (a product with a coefficient of size
+    ≥ 1e-150 stays a normal number, ≥ 2.2e-308), and the flushed ones are invisible: each is below 1e-150
+    of the largest, i.e. below double precision relative to the leading term by 134 orders."""
+    F = ContinuityEquation(Sphere(lmax), AttentionModel(model, beta))
+    for used in (F.attention.kernel_by_degree, F.attention.potential_by_degree):
+        nonzero = np.abs(used[used != 0])
+        assert np.all(nonzero >= 1e-150 * nonzero.max())
+    exact = funk_hecke(lmax, beta, 3, scaled=True)
+    flushed = F.attention.kernel_by_degree
+    assert np.all(np.abs(flushed - exact) <= 1e-150 * np.abs(exact).max())

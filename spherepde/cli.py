@@ -46,8 +46,10 @@ def _cmd_linear(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from . import compare
+    from . import compare, io
 
+    if args.plot:
+        io.check_figure_path(args.plot)  # before the run file is read
     result = compare.compare_run(args.run)
     if args.plot:
         compare.plot_comparison(result, args.plot)

@@ -320,6 +320,7 @@ def plot_comparison(result_or_path, file, max_degrees: int = 6) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    out = io.check_figure_path(file)
     if isinstance(result_or_path, dict):
         result = result_or_path
         if "run" not in result:
@@ -359,7 +360,6 @@ def plot_comparison(result_or_path, file, max_degrees: int = 6) -> Path:
     right.set_xlabel("time t")
     right.set_ylabel(r"energy per degree $E_l = \sum_m \rho_{lm}^2$")
     right.legend(fontsize="small")
-    out = Path(file)
     fig.savefig(out, dpi=120)
     return out
 

@@ -51,7 +51,10 @@ def perturbation(manifold, modes=None, seed: int = 0) -> np.ndarray:
         for l, m in modes:
             if l == 0:
                 raise InputError(f"initial.modes entry [{l}, {m}] is not allowed: degree 0 would change the mass")
-            a[manifold.real_index(l, m)] += 1.0
+            try:
+                a[manifold.real_index(l, m)] += 1.0
+            except InputError as exc:
+                raise InputError(f"initial.modes: {exc}") from None
     return manifold.from_real_coefficients(a)
 
 
@@ -80,7 +83,10 @@ def saved_snapshot(path, time: float | None, section: str) -> tuple[dict, int]:
     (default the last); errors name the keys ``<section>.path`` and ``<section>.time``."""
     from . import io
 
-    run = io.read_run(path)
+    try:
+        run = io.read_run(path)
+    except InputError as exc:
+        raise InputError(f"{section}.path: {exc}") from None
     if run["manifold"] not in ("sphere", "circle"):
         raise InputError(f"{section}.path = {str(path)!r} is not a PDE run file (it holds no density)")
     t = run["t"]

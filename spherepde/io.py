@@ -50,6 +50,19 @@ def check_writable(path: str | Path):
         raise InputError(f"output path {str(path)!r} cannot be written: {exc.strerror}") from None
 
 
+def check_figure_path(path: str | Path) -> Path:
+    """``path`` as a Path; InputError unless a figure can be written there in the format of its suffix."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    path = Path(path)
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise InputError(f"figure path {str(path)!r} has no known format suffix: use one of "
+                         f"{', '.join('.' + f for f in sorted(formats))}")
+    check_writable(path)
+    return path
+
+
 def _preallocated(group, name: str, shape: tuple, dtype, fill=None):
     """A contiguous dataset whose space is allocated now (so later writes change no metadata)."""
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)

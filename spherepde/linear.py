@@ -330,9 +330,12 @@ def plot_phase_diagram(d: int, beta_max: float, out: str | Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from .io import check_figure_path
+
     _check(beta_max, d)
     if beta_max == 0:
         raise InputError("beta_max = 0 is not allowed: use a nonzero bound for the β axis")
+    out = check_figure_path(out)
     fig = Figure(figsize=(7, 6), constrained_layout=True)
     FigureCanvasAgg(fig)
     top, bottom = fig.subplots(2, 1, sharex=True)
@@ -348,6 +351,5 @@ def plot_phase_diagram(d: int, beta_max: float, out: str | Path) -> Path:
     bottom.set_ylim(1, min(2.0, 1.05 * float(ratios.max())))
     bottom.set_xlabel("inverse temperature β")
     bottom.set_ylabel("selectivity λ_(1)/λ_(2)")
-    out = Path(out)
     fig.savefig(out, dpi=120)
     return out

@@ -74,7 +74,10 @@ def test_run_writes_the_documented_file(tmp_path):
      (GOOD.replace("lmax = 20", "lmax = 3"), "domain.lmax"),
      (GOOD.replace("amplitude = 0.05", "amplitude = 5.0"), "negative"),
      (GOOD + "\n[extra]\n", "[extra]"),
-     (GOOD.replace("[time]", "[time]\nstep = 1"), "time.step")],
+     (GOOD.replace("[time]", "[time]\nstep = 1"), "time.step"),
+     (GOOD.replace("seed = 3", "modes = [[30, 0]]"), "initial.modes"),
+     (GOOD.replace("seed = 3", "modes = [[2, 3]]"), "initial.modes"),
+     (GOOD.replace('kind = "perturbed_uniform"\namplitude = 0.05\nseed = 3', 'kind = "from_file"\npath = "absent.h5"'), "initial.path")],
 )
 def test_invalid_input_exits_2_with_one_line_and_writes_nothing(tmp_path, text, key):
     (tmp_path / "c.toml").write_text(text)
@@ -209,3 +212,19 @@ def test_compare_and_plot_commands(tmp_path):
     assert result.returncode == 0, result.stderr
     assert {"density_maps.png", "diagnostics.png", "energy_per_degree.png"} <= {p.name for p in (tmp_path / "figs").iterdir()}  # all: test_plot.py
     assert spherepde("compare", tmp_path / "missing.h5").returncode == 2
+
+
+def test_phase_diagram_command(tmp_path):
+    result = spherepde("linear", "--phase-diagram", "--dim", 3, "--beta-max", 30, "--out", tmp_path / "l.pdf")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "l.pdf").read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.parametrize("name", ["missing/dir/fig.png", "fig.unknown", "fig"])
+def test_figure_paths_are_checked_before_any_work(tmp_path, name):
+    """An unwritable directory or a suffix matplotlib cannot write: exit 2, one line naming the path."""
+    for args in (["linear", "--phase-diagram", "--beta-max", 10, "--out"], ["compare", tmp_path / "absent.h5", "--plot"]):
+        result = spherepde(*args, tmp_path / name)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and name in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import compare, config, io, linear, plot, solver
+from .errors import NumericalFailure
 
 CONFIG = """\
 [model]
@@ -70,7 +71,13 @@ def main(out: Path):
     out.mkdir(parents=True, exist_ok=True)
     (out / "demo.toml").write_text(CONFIG)
     run_file = out / "demo.h5"
-    solver.run(config.loads(CONFIG), run_file, progress=None)
+    try:
+        solver.run(config.loads(CONFIG), run_file, progress=None)
+        failure = None
+    except NumericalFailure as exc:  # the file keeps every snapshot so far: show them, then fail
+        failure = exc
     figures = plot.plot_run(run_file, out)
     print(summary(run_file))
     print("\nfigures: " + ", ".join(str(f) for f in figures))
+    if failure is not None:
+        raise failure

@@ -135,8 +135,10 @@ class RunFile:
         """Open a stopped run for ``--resume`` (same configuration), grown back to ``n_times`` snapshots."""
         path = Path(path)
         with _open(path) as h5:
-            if h5.attrs.get("config") != config_text:
-                raise InputError(f"cannot resume {str(path)!r}: it was started with a different configuration")
+            saved = h5.attrs.get("config")
+            if saved != config_text:
+                raise InputError(f"cannot resume {str(path)!r}: it was started with a different configuration "
+                                 f"({_difference(saved, config_text)})")
             if "checkpoint" not in h5:
                 raise InputError(f"cannot resume {str(path)!r}: it holds no checkpoint")
             grow = h5["t"].shape[0] != n_times
@@ -223,6 +225,21 @@ def _rewrite(path: Path, n_total: int, status: str, message: str):
         _preallocated(dst, "status", (), f"S{_MESSAGE_BYTES}", status.encode()[:_MESSAGE_BYTES])
         _preallocated(dst, "message", (), f"S{_MESSAGE_BYTES}", message.encode()[:_MESSAGE_BYTES])
     os.replace(tmp, path)
+
+
+def _difference(saved, current: str) -> str:
+    """The keys on which two resolved TOML configurations differ: 'section.key = a in the file, b now'."""
+    def flat(text):
+        try:
+            table = tomllib.loads(text) if isinstance(text, str) else {}
+        except tomllib.TOMLDecodeError:
+            table = {}
+        return {f"{section}.{key}": value for section, keys in table.items() if isinstance(keys, dict)
+                for key, value in keys.items()}
+
+    a, b = flat(saved), flat(current)
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    return "; ".join(f"{k} = {a.get(k, '(unset)')} in the file, {b.get(k, '(unset)')} now" for k in keys) or "not a TOML table"
 
 
 def _fixed_groups(h5) -> list[str]:

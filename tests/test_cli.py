@@ -96,8 +96,10 @@ def test_unwritable_output_exits_2(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_lost_resolution_exits_1_and_keeps_the_file(tmp_path):
+@pytest.mark.parametrize("kind", ["sphere", "circle"])
+def test_lost_resolution_exits_1_and_keeps_the_file(tmp_path, kind):
     text = GOOD.replace("beta = 4.0", "beta = 9.0").replace("t_end = 1.0", "t_end = 40.0").replace("save_every = 0.25", "save_every = 1.0")
+    text = text.replace('kind = "sphere"\nlmax = 20', f'kind = "{kind}"\nlmax = 24')
     (tmp_path / "c.toml").write_text(text)
     out = tmp_path / "run.h5"
     result = spherepde("run", tmp_path / "c.toml", "--out", out)
@@ -113,8 +115,10 @@ def test_lost_resolution_exits_1_and_keeps_the_file(tmp_path):
         assert h5["t"].shape == (len(run["t"]),)  # a stopped run is trimmed to its saved snapshots
 
 
-def test_resume_continues_bit_for_bit(tmp_path, monkeypatch):
-    cfg = make_config("SA", 6.0, lmax=20, t_end=3.0, save_every=0.5, initial={"kind": "perturbed_uniform", "amplitude": 0.02, "seed": 4})
+@pytest.mark.parametrize("kind", ["sphere", "circle"])
+def test_resume_continues_bit_for_bit(tmp_path, monkeypatch, kind):
+    cfg = make_config("SA", 6.0, kind=kind, lmax=20, t_end=3.0, save_every=0.5,
+                      initial={"kind": "perturbed_uniform", "amplitude": 0.02, "seed": 4})
     solver.run(cfg, tmp_path / "whole.h5")
 
     calls = {"n": 0}
@@ -148,6 +152,7 @@ def test_resume_refuses_another_config(tmp_path):
     (tmp_path / "d.toml").write_text(GOOD.replace("beta = 4.0", "beta = 5.0"))
     result = spherepde("run", tmp_path / "d.toml", "--out", out, "--resume")
     assert result.returncode == 2 and "different configuration" in result.stderr
+    assert "model.beta = 4.0 in the file, 5.0 now" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_initial_density_from_file_and_particles(tmp_path):

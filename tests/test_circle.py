@@ -151,6 +151,16 @@ def test_numpy_fallback_gives_the_same_transforms(monkeypatch):
         np.testing.assert_allclose(a, b, atol=1e-13 * np.abs(a).max())
 
 
+def test_transforms_are_planned_fftw_on_aligned_arrays():
+    """pyfftw is a dependency: the transforms are FFTW plans made once, on SIMD-aligned work arrays."""
+    import pyfftw
+
+    fft = circle_module.RealFFT(256, rows=(3,))
+    assert circle_module.pyfftw is pyfftw
+    assert isinstance(fft.forward.__self__, pyfftw.FFTW) and isinstance(fft.backward.__self__, pyfftw.FFTW)
+    assert pyfftw.is_byte_aligned(fft.grid) and pyfftw.is_byte_aligned(fft.spectrum)
+
+
 @pytest.mark.parametrize("lmax", [1, 0, -3, 2.0, True, 2**21])
 def test_bad_wavenumber_is_an_input_error(lmax):
     with pytest.raises(InputError, match="lmax"):

@@ -105,7 +105,7 @@ class ZonalVelocity:
         if not self.normalized:
             return rho, tuple(self.prefactor * g for g in grad), None
         kr = M.synthesis(c * self.kernel)
-        if not np.min(kr) > 0:
+        if np.min(kr) <= 0:  # NaN passes on: the stepper rejects or reports it
             raise NumericalFailure(
                 "K*rho is no longer positive on the grid: the density has lost resolution "
                 f"(min rho = {np.min(rho):.3g}); rerun with a larger lmax"
@@ -162,7 +162,7 @@ class QuadratureVelocity:
             np.matmul(e, weighted, out=sums[rows])
         Vm, Z = sums[:, :-1], sums[:, -1:]  # e^{-s_i} (V m(x_i), Z(x_i))
         if self.normalized:
-            if not np.min(Z) > 0:
+            if np.min(Z) <= 0:  # NaN passes on: the stepper rejects or reports it
                 raise NumericalFailure(
                     "the attention normalizer Z = ∫ e^{β<x,By>} ρ(y) dσ(y) is no longer positive on the grid: "
                     f"the density has lost resolution (min rho = {np.min(rho):.3g}); rerun with a larger lmax"

@@ -41,9 +41,9 @@ def _combine(y, h, coeffs, ks):
     return out
 
 
-def _check_finite(y, t):
+def _check_finite(y, t, what="the solution became non-finite (NaN or Inf) after"):
     if not np.all(np.isfinite(y)):
-        raise NumericalFailure(f"the solution became non-finite (NaN or Inf) after t = {t:.6g}")
+        raise NumericalFailure(f"{what} t = {t:.6g}")
 
 
 class RK4:
@@ -105,6 +105,7 @@ class DormandPrince:
 
     def _step(self, f: Callable, t: float, y: np.ndarray, t_stop: float):
         k1 = self._first(f, t, y)
+        _check_finite(k1, t, "the right-hand side is non-finite (NaN or Inf) at the last good state,")  # no step size helps
         if self.h is None:
             size, slope = np.linalg.norm(y[1:]), np.linalg.norm(k1)
             self.h = 0.01 * size / slope if slope > 0 and size > 0 else t_stop - t
@@ -120,7 +121,8 @@ class DormandPrince:
             err_vec = _combine(np.zeros_like(y), h, _E, ks)
             scale = self.atol + self.rtol * max(np.linalg.norm(y[1:]), np.linalg.norm(y_new[1:]))
             err = np.linalg.norm(err_vec) / scale
-            if not np.isfinite(err):
+            finite = bool(np.isfinite(err))
+            if not finite:
                 err = np.inf
             factor = 5.0 if err == 0 else min(5.0, max(0.2, 0.9 * err ** -0.2))
             if err <= 1.0:
@@ -133,7 +135,9 @@ class DormandPrince:
             self.rejected += 1
             self.h = h * factor
             if self.h < 1e-14 * max(1.0, abs(t)):
-                raise NumericalFailure(f"the adaptive step size underflowed at t = {t:.6g} (the solution is blowing up)")
+                cause = ("the right-hand side is non-finite (NaN or Inf) arbitrarily close to the last good state"
+                         if not finite else "the solution is blowing up")
+                raise NumericalFailure(f"the adaptive step size underflowed at t = {t:.6g}: {cause}")
 
     def state(self) -> dict:
         return {"h": float(self.h) if self.h is not None else 0.0}

@@ -80,6 +80,8 @@ def test_blow_up_is_a_numerical_failure():
         t, y, stepper = 0.0, np.array([0.0, 1.0]), RK4(0.25)
         while t < 2.0:
             t, y = stepper.step(f, t, y, 2.0)
+    with pytest.raises(NumericalFailure, match="right-hand side is non-finite .* at the last good state"):
+        DormandPrince(1e-8).step(lambda t, y: y * np.nan, 0.0, np.array([0.0, 1.0]), 1.0)
 
 
 def test_usa_at_beta_9_needs_no_step_from_the_user(simulate):
@@ -95,3 +97,25 @@ def test_save_times_are_exact():
     times = solver.save_times(1.0, 0.1)
     assert len(times) == 11 and times[-1] == 1.0 and times[3] == 3 * 0.1
     assert list(solver.save_times(1.0, 0.3)) == [0.0, 0.3, 0.6, 0.8999999999999999, 1.0]
+
+
+@pytest.mark.parametrize("method", [{}, {"method": "rk4", "dt": 0.05}])
+def test_nan_in_a_run_stops_it_and_keeps_the_last_good_state(tmp_path, monkeypatch, method):
+    """A right-hand side that turns NaN from t = 0.6 on: NumericalFailure naming the non-finite value
+    (not a step-size underflow), status 'failed', and the snapshots and checkpoint before it intact."""
+    from spherepde.dynamics import ContinuityEquation
+
+    original = ContinuityEquation.__call__
+
+    def poisoned(self, t, c):
+        out = original(self, t, c)
+        return out * np.nan if t >= 0.6 else out
+
+    monkeypatch.setattr(ContinuityEquation, "__call__", poisoned)
+    path = tmp_path / "run.h5"
+    with pytest.raises(NumericalFailure, match="non-finite"):
+        solver.run(make_config("SA", 4.0, lmax=16, t_end=2.0, save_every=0.25, **method), path)
+    run = io.read_run(path)
+    assert run["status"] == "failed" and "non-finite" in run["message"]
+    np.testing.assert_allclose(run["t"], [0.0, 0.25, 0.5])
+    assert np.all(np.isfinite(io.read_density(path, -1)))

@@ -41,6 +41,12 @@ def _cmd_linear(args) -> int:
     if args.beta is None:
         raise InputError("--beta B is required (or use --phase-diagram)")
     report = linear.report(args.beta, args.dim, args.model, lmax=args.lmax, kappa=args.kappa)
+    if args.json and report["rate_exponent"]:  # growth_rates must be the rates themselves
+        raise InputError(
+            f"--json cannot give the USA growth rates at beta = {args.beta:g}: they exceed the double range "
+            f"(about e^{report['rate_exponent']:g}); use --model SA (the same dominant degree, rates divided by h_0) "
+            f"or the text output, which prints them in units of e^{report['rate_exponent']:g}"
+        )
     print(json.dumps(report) if args.json else linear.format_report(report))
     return 0
 

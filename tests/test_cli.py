@@ -196,6 +196,10 @@ def test_linear_json_is_clean_and_matches_theory():
     np.testing.assert_allclose(report["growth_rates"][1:], [0.197531, 0.469136, 0.663923, 0.703145, 0.605091, 0.441226], atol=1e-6)
     usa = json.loads(spherepde("linear", "--beta", 9, "--dim", 3, "--model", "usa", "--json").stdout)
     assert usa["growth_rates"][4] == pytest.approx(316.5356, rel=1e-6)
+    # beyond the double range the JSON would have to carry scaled numbers: refused, never silently scaled
+    result = spherepde("linear", "--beta", 800, "--model", "USA", "--json")
+    assert result.returncode == 2 and result.stdout == "" and "double range" in result.stderr
+    assert spherepde("linear", "--beta", 800, "--model", "USA").returncode == 0
 
 
 @pytest.mark.parametrize("args", [["--beta", "nan"], ["--beta", 1, "--dim", 1], ["--beta", 1, "--model", "GPT"], ["--beta", 1, "--lmax", 0]])

@@ -118,19 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spherepde {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="run a simulation from a TOML config into an HDF5 file")
-    p.add_argument("config", help="configuration file (TOML)")
-    p.add_argument("--out", required=True, help="output run file (HDF5)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.set_defaults(func=_cmd_run)
-
-    p = sub.add_parser("particles", help="run the n-token system from a TOML config into an HDF5 file")
-    p.add_argument("config", help="configuration file (TOML: [model], [particles], [time], [diagnostics])")
-    p.add_argument("--out", required=True, help="output run file (HDF5)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.set_defaults(func=_cmd_run)
+    for name, what, sections in (("run", "a simulation", ""), ("particles", "the n-token system", ": [model], [particles], [time], [diagnostics]")):
+        p = sub.add_parser(name, help=f"run {what} from a TOML config into an HDF5 file")
+        p.add_argument("config", help=f"configuration file (TOML{sections})")
+        p.add_argument("--out", required=True, help="output run file (HDF5)")
+        p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+        p.add_argument("--quiet", action="store_true", help="no progress output")
+        p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("linear", help="linear theory around the uniform state: growth rate per degree")
     p.add_argument("--beta", type=_finite, help="inverse temperature β")

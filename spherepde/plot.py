@@ -1,11 +1,14 @@
 """Figures of a run file: density maps and an animation, energy per degree, conserved and
-monotone quantities, cluster count.
+monotone quantities, cluster count; for token runs the tokens and their diagnostics.
 
 :func:`plot_run` writes them all. On the sphere: ``density_maps.png`` (Mollweide),
 ``density_orthographic.png``, ``density.gif`` (and ``density.mp4`` when ffmpeg is installed);
 on the circle: ``density.png`` (θ × t heat map and line snapshots) and ``density.gif``; on both
 ``energy_per_degree.png``, ``diagnostics.png`` (energy, mass error, density range) and
-``clusters.png``.
+``clusters.png``. Token runs (``spherepde particles``): ``tokens.png`` (d = 3, orthographic
+views) or ``token_angles.png`` (d = 2, angle against time), and ``token_diagnostics.png``.
+The energy is drawn only for models that have a monotone one (AttentionModel.has_energy);
+otherwise its panel says why there is none.
 """
 from __future__ import annotations
 
@@ -17,8 +20,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from . import io  # noqa: E402
+from . import config, io  # noqa: E402
 from .errors import InputError  # noqa: E402
+from .model import AttentionModel  # noqa: E402
+from .sweep import attention_model  # noqa: E402
 
 
 def snapshot_indices(n: int, count: int = 6) -> list[int]:
@@ -32,15 +37,17 @@ def _cell_edges(centres: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def _longitude_cells(phi: np.ndarray, rho: np.ndarray):
-    """Cell edges in longitude -π..π (centred on φ = 0) and the columns reordered to match.
+    """Cell edges in longitude -π..π (centred on φ = 0) of equally spaced longitudes ``phi``, and the
+    columns of ``rho`` reordered to match: each cell holds the points nearest to its sample.
 
-    The first column is repeated past the last one, so the map closes without a seam.
+    The first column is repeated past the last one, so the map closes without a seam: the cell of
+    a sample at -π is split between both ends (for an odd count the repeated cell is empty).
     """
     lon = np.mod(phi + np.pi, 2 * np.pi) - np.pi
     order = np.argsort(lon)
     lon = lon[order]
     columns = np.concatenate([rho[:, order], rho[:, order[:1]]], axis=1)
-    edges = np.concatenate([[-np.pi], lon + np.pi / phi.size, [np.pi]])
+    edges = np.concatenate([[-np.pi], np.minimum(lon + np.pi / phi.size, np.pi), [np.pi]])
     return edges, columns
 
 
@@ -128,13 +135,11 @@ def energy_per_degree(path, out: Path, degrees: int = 10) -> Path:
 
 
 def diagnostics(path, out: Path) -> Path:
-    """Energy E_β, mass error and density range over time."""
+    """Energy E_β (where the model has one), mass error and density range over time."""
     run = io.read_run(path)
     t, diag = run["t"], run["diagnostics"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot(t, diag["energy"], "o-", ms=3)
-    axes[0].set_ylabel("energy E_β")
-    axes[0].set_title("energy (nondecreasing in exact arithmetic)", fontsize=9)
+    _energy_panel(axes[0], t, diag["energy"], attention_model(run), "energy E_β")
     axes[1].semilogy(t, np.maximum(np.abs(diag["mass"] - diag["mass"][0]), 1e-17), "o-", ms=3)
     axes[1].set_ylabel("|mass(t) − mass(0)|")
     axes[1].set_title("mass error (0 drawn at 1e-17)", fontsize=9)
@@ -154,10 +159,34 @@ def diagnostics(path, out: Path) -> Path:
     return target
 
 
+def _energy_panel(ax, t: np.ndarray, energy: np.ndarray, model: AttentionModel, label: str):
+    """The energy over time if ``model`` has a monotone one (QᵀK = I, V = I, β finite); else a note why not."""
+    if model.has_energy:
+        ax.plot(t, energy, "o-", ms=3)
+        ax.set_ylabel(label)
+        ax.set_title("energy (nondecreasing in exact arithmetic)", fontsize=9)
+        return
+    reason = "β = ∞ (zero temperature)" if model.zero_temperature else "QᵀK ≠ I or V ≠ I"
+    ax.text(0.5, 0.5, f"no monotone energy:\n{reason}", transform=ax.transAxes, ha="center", va="center")
+    ax.set_title("energy: none for this model", fontsize=9)
+    if t[-1] > t[0]:
+        ax.set_xlim(t[0], t[-1])
+    ax.set_yticks([])
+
+
+def _sphere_name(d: int) -> str:
+    return {2: "S¹", 3: "S²"}.get(d, f"S^{d - 1}")
+
+
 def _title(run: dict) -> str:
     model, domain = run["config"]["model"], run["config"]["domain"]
-    where = "S²" if domain["kind"] == "sphere" else "S¹"
+    where = _sphere_name(config.DOMAINS[domain["kind"]])
     return f"{model['name']}, β = {model['beta']:g} on {where}, lmax = {domain['lmax']}"
+
+
+def _token_title(run: dict, n: int) -> str:
+    model = run["config"]["model"]
+    return f"{model['name']}, β = {model['beta']:g}, {n} tokens on {_sphere_name(run['config']['particles']['d'])}"
 
 
 def _unit(colatitude: np.ndarray, longitude: np.ndarray) -> np.ndarray:
@@ -197,28 +226,35 @@ def _graticule(ax, basis: np.ndarray, step: int = 30):
         ax.plot(np.where(depth > 0, x, np.nan), y, color="white", lw=0.4, alpha=0.5)
 
 
+def orthographic_mesh(ax, theta: np.ndarray, phi: np.ndarray, rho: np.ndarray, basis: np.ndarray):
+    """pcolormesh of grid values ρ (colatitudes ``theta``, longitudes ``phi``) on the hemisphere
+    facing ``basis[2]`` (rows as from ``_view_basis``), one cell per grid point, colour range that of ρ."""
+    colat_edges = _cell_edges(theta, 0.0, np.pi)
+    lon_edges, rho = _longitude_cells(phi, rho)
+    lon_mid = 0.5 * (lon_edges[1:] + lon_edges[:-1])
+    colat_mid = 0.5 * (colat_edges[1:] + colat_edges[:-1])
+    x, y, _ = _orthographic(_unit(colat_edges[:, None], lon_edges[None, :]), basis)
+    depth = _orthographic(_unit(colat_mid[:, None], lon_mid[None, :]), basis)[2]
+    return ax.pcolormesh(x, y, np.ma.masked_where(depth <= 0, rho), cmap="magma", shading="flat",
+                         vmin=rho.min(), vmax=rho.max(), rasterized=True)
+
+
 def density_orthographic(path, out: Path, count: int = 3) -> Path:
     """ρ at ``count`` times on the hemisphere centred on the final maximum of ρ (top row) and
     on the opposite one (bottom row), orthographic projection, one colour scale per time."""
     run = io.read_run(path)
     theta, phi, t = run["grid"]["theta"], run["grid"]["phi"], run["t"]
-    colat_edges = _cell_edges(theta, 0.0, np.pi)
     final = io.read_density(path, -1)
     top = np.unravel_index(np.argmax(final), final.shape)
     view = _unit(theta[top[0]], phi[top[1]])
     indices = snapshot_indices(len(t), count)
     fig, axes = plt.subplots(2, len(indices), figsize=(3.6 * len(indices), 7.4), squeeze=False, layout="constrained")
     for k, i in enumerate(indices):
-        lon_edges, rho = _longitude_cells(phi, io.read_density(path, i))
-        lon_mid = 0.5 * (lon_edges[1:] + lon_edges[:-1])
-        colat_mid = 0.5 * (colat_edges[1:] + colat_edges[:-1])
+        rho = io.read_density(path, i)
         for row, direction in enumerate((view, -view)):
             basis = _view_basis(direction)
-            x, y, _ = _orthographic(_unit(colat_edges[:, None], lon_edges[None, :]), basis)
-            depth = _orthographic(_unit(colat_mid[:, None], lon_mid[None, :]), basis)[2]
             ax = axes[row, k]
-            mesh = ax.pcolormesh(x, y, np.ma.masked_where(depth <= 0, rho), cmap="magma", shading="flat",
-                                 vmin=rho.min(), vmax=rho.max(), rasterized=True)
+            mesh = orthographic_mesh(ax, theta, phi, rho, basis)
             _graticule(ax, basis)
             ax.set_aspect("equal")
             ax.set_axis_off()
@@ -310,8 +346,106 @@ def animation(path, out: Path, max_frames: int = 60, fps: int = 8) -> list[Path]
     return list(writers)
 
 
+def token_sphere(path, out: Path, count: int = 3) -> Path:
+    """Tokens on S² at ``count`` times, orthographic views of the hemisphere centred on the final
+    mean direction x̄/|x̄| (top row) and of the opposite one (bottom row). Each token keeps the
+    colour of its initial height ⟨x_i(0), view⟩, so that one can follow where tokens go."""
+    run = io.read_run(path)
+    t = run["t"]
+    start, final = io.read_points(path, 0), io.read_points(path, -1)
+    mean = final.mean(axis=0)
+    view = mean / np.linalg.norm(mean) if np.linalg.norm(mean) > 1e-8 else np.array([0.0, 0.0, 1.0])
+    height = start @ view
+    size = float(np.clip(4000 / len(start), 1, 20))
+    indices = snapshot_indices(len(t), count)
+    fig, axes = plt.subplots(2, len(indices), figsize=(3.6 * len(indices), 7.4), squeeze=False, layout="constrained")
+    for k, i in enumerate(indices):
+        points = io.read_points(path, i)
+        for row, direction in enumerate((view, -view)):
+            basis = _view_basis(direction)
+            x, y, depth = _orthographic(points, basis)
+            ax = axes[row, k]
+            ax.add_patch(plt.Circle((0, 0), 1, color="0.92", zorder=0))
+            _graticule(ax, basis)
+            front = depth > 0
+            dots = ax.scatter(x[front], y[front], c=height[front], s=size, cmap="coolwarm", vmin=-1, vmax=1,
+                              edgecolors="none", zorder=3)
+            ax.set_xlim(-1.05, 1.05)
+            ax.set_ylim(-1.05, 1.05)
+            ax.set_aspect("equal")
+            ax.set_axis_off()
+        axes[0, k].set_title(f"t = {t[i]:g}")
+    fig.colorbar(dots, ax=axes, orientation="horizontal", shrink=0.6, label="initial height ⟨x_i(0), view⟩")
+    fig.suptitle(f"tokens, {_token_title(run, len(start))}\ntop: centred on the final mean direction; "
+                 "bottom: the opposite side; grid lines every 30°", fontsize=10)
+    target = out / "tokens.png"
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target
+
+
+def token_angles(path, out: Path) -> Path:
+    """Angles θ_i(t) ∈ [0, 2π) of tokens on S¹ against time, each a line coloured by θ_i(0).
+
+    Angles are unwrapped from one snapshot to the next (a token moves by less than π between
+    snapshots) and drawn with copies shifted by ±2π, so that lines cross θ = 0 without a jump.
+    """
+    from matplotlib.collections import LineCollection
+
+    run = io.read_run(path)
+    t = run["t"]
+    points = np.stack([io.read_points(path, i) for i in range(len(t))])
+    angles = np.unwrap(np.mod(np.arctan2(points[..., 1], points[..., 0]), 2 * np.pi), axis=0)  # (n_t, n)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
+    # the shifts k with angles − 2πk meeting [0, 2π]
+    turns = range(int(np.ceil(angles.min() / (2 * np.pi))) - 1, int(np.floor(angles.max() / (2 * np.pi))) + 1)
+    lines = [np.column_stack([t, angles[:, i] - 2 * np.pi * k]) for k in turns for i in range(angles.shape[1])]
+    colours = np.tile(angles[0], len(turns))
+    collection = LineCollection(lines, array=colours, cmap="twilight", norm=plt.Normalize(0, 2 * np.pi),
+                                linewidths=0.8)
+    ax.add_collection(collection)
+    ax.set_xlim(t[0], t[-1] if t[-1] > t[0] else t[0] + 1)
+    ax.set_ylim(0, 2 * np.pi)
+    ax.set_yticks(np.arange(5) * np.pi / 2, ["0", "π/2", "π", "3π/2", "2π"])
+    ax.set_xlabel("t (depth)")
+    ax.set_ylabel("token angle θ_i (rad)")
+    fig.colorbar(collection, ax=ax, label="initial angle θ_i(0) (rad)")
+    ax.set_title(f"token angles, {_token_title(run, angles.shape[1])}", fontsize=10)
+    target = out / "token_angles.png"
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target
+
+
+def token_diagnostics(path, out: Path) -> Path:
+    """Energy (where the model has one), mean direction |x̄|, cluster count and close-pair
+    fraction of a token run over time (the series of /diagnostics, see spherepde.particles)."""
+    run = io.read_run(path)
+    t, diag = run["t"], run["diagnostics"]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), layout="constrained")
+    _energy_panel(axes[0], t, diag["energy"], attention_model(run), "energy E_β − 1/(2β)")
+    panels = (
+        ("mean_direction", "|x̄| = |(1/n) Σ x_i|", "mean direction (1: one cluster)", "linear"),
+        ("clusters", "number of clusters", "single-linkage clusters", "log"),
+        ("close_pairs", "fraction of pairs", "close pairs ⟨x_i, x_j⟩ > 0.999", "linear"),
+    )
+    for ax, (key, label, title, scale) in zip(axes[1:], panels):
+        ax.plot(t, diag[key], "o-", ms=3)
+        ax.set_yscale(scale)
+        ax.set_ylabel(label)
+        ax.set_title(title, fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("t (depth)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(_token_title(run, io.read_points(path, 0).shape[0]))
+    target = out / "token_diagnostics.png"
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target
+
+
 def plot_run(path, out) -> list[Path]:
-    """All figures of a run into the directory ``out`` (created if missing)."""
+    """All figures of a run (PDE or tokens) into the directory ``out`` (created if missing)."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -321,7 +455,8 @@ def plot_run(path, out) -> list[Path]:
     if len(run["t"]) == 0:
         raise InputError(f"run file {str(path)!r} holds no snapshot to plot")
     if run["manifold"] == "particles":
-        raise InputError(f"{str(path)!r} is a token run: spherepde plot draws densities (sphere and circle runs)")
+        pictures = {2: [token_angles], 3: [token_sphere]}.get(run["config"]["particles"]["d"], [])
+        return [draw(path, out) for draw in (*pictures, token_diagnostics)]
     maps = [density_maps, density_orthographic] if run["config"]["domain"]["kind"] == "sphere" else [circle_density]
     figures = [draw(path, out) for draw in (*maps, energy_per_degree, diagnostics, clusters)]
     return figures + animation(path, out)

@@ -15,6 +15,11 @@ configuration, initial density included, before any run starts. Each run writes
 ``DIR/<name>.h5``, named by its swept values (``beta=3_seed=0.h5``), and ``DIR/summary.csv``
 holds one row per run (columns in :data:`COLUMNS`), rewritten as runs end.
 
+Combinations with a ``[particles]`` section (from the base, or added by a swept ``particles.*``
+key) are token runs, checked by :func:`spherepde.config.resolve_particles` and run by
+:func:`spherepde.solver.run_particles`; every combination of a sweep has the same sections, so a
+sweep is a token sweep (summary columns :data:`TOKEN_COLUMNS`) or a PDE sweep.
+
 Runs are tasks on a Dask cluster: a local one (one process per worker, one SHTns thread
 each) or any scheduler, whose workers must see DIR. Started again on the same DIR, a sweep
 skips runs whose file says finished or failed (a failure is deterministic), resumes
@@ -36,18 +41,28 @@ from pathlib import Path
 
 from . import compare, config, initial, io, linear, solver
 from .errors import InputError, NumericalFailure
+from .model import AttentionModel
 
-# Columns of summary.csv after ``run`` and the swept keys: the outcome of each run.
-# l_measured and rate_measured (the fitted growth rate of degree l_predicted) come from
-# compare.compare_run over the run's exponential window; without one they are empty and
-# linear_note says why. l_predicted = l*(β) of linear theory with its rate λ_{l*};
+# Columns of summary.csv after ``run`` and the swept keys: the outcome of each PDE run.
+# l_predicted = l*(β) of linear theory with its rate λ_{l*}; empty when linear theory does
+# not apply (see linear_theory_gap). l_measured and rate_measured (the fitted growth rate of
+# degree l_predicted) come from compare.compare_run over the run's exponential window;
 # l_initial is the degree that linear growth from the run's own initial spectrum makes
-# dominant. clusters and max_density are those of the last saved snapshot.
+# dominant. Whenever any of these is empty, linear_note says why. clusters and max_density
+# are those of the last saved snapshot.
 COLUMNS = (
     "status", "message", "t_final", "l_measured", "l_predicted", "l_initial",
     "rate_measured", "rate_predicted", "linear_note", "clusters", "max_density", "wall_time_s",
 )
+# The same for a token run: clusters, mean_direction |x̄| and close_pairs (the fraction of
+# pairs with ⟨x_i,x_j⟩ > 0.999) of the last saved snapshot (spherepde.particles.diagnostics).
+TOKEN_COLUMNS = ("status", "message", "t_final", "clusters", "mean_direction", "close_pairs", "wall_time_s")
 SUMMARY = "summary.csv"
+
+
+def is_token_run(cfg: dict) -> bool:
+    """Whether a (raw or resolved) configuration is a token run: it has a [particles] section."""
+    return "particles" in cfg
 
 
 @dataclass(frozen=True)
@@ -133,12 +148,17 @@ def plan(base: dict, axes: dict[str, list]) -> list[Run]:
     for values in combinations(axes):
         name = run_name(values)
         try:
-            cfg = config.resolve(apply(base, values))
-            domain = cfg["domain"]
-            where = (domain["kind"], domain["lmax"])
-            if where not in manifolds:
-                manifolds[where] = solver.discretization(*where)
-            initial.initial_coefficients(cfg, manifolds[where])
+            raw = apply(base, values)
+            if is_token_run(raw):
+                cfg = config.resolve_particles(raw)
+                solver.initial_points(cfg["particles"])
+            else:
+                cfg = config.resolve(raw)
+                domain = cfg["domain"]
+                where = (domain["kind"], domain["lmax"])
+                if where not in manifolds:
+                    manifolds[where] = solver.discretization(*where)
+                initial.initial_coefficients(cfg, manifolds[where])
         except InputError as exc:
             where = ", ".join(f"{path} = {value!r}" for path, value in values.items())
             raise InputError(f"sweep combination {where} (run {name}): {exc}") from None
@@ -182,25 +202,53 @@ def file_state(path: Path, config_text: str) -> str:
     return "resume" if len(run["t"]) else "new"
 
 
+def linear_theory_gap(model: AttentionModel) -> str:
+    """Why linear theory around ρ ≡ 1 (:mod:`spherepde.linear`) predicts nothing for ``model``;
+    '' when it does: β finite, V = I and the kernel e^{β⟨x,By⟩} that of B = QᵀK = I (any B at β = 0)."""
+    if model.zero_temperature:
+        return ("no linear-theory prediction for beta = inf: the zero-temperature velocity "
+                "P_x V B^T x/|B^T x| does not depend on rho")
+    identity_kernel = model.beta == 0 or model.kernel_beta == model.beta
+    if not identity_kernel or model.value_scale != 1.0:
+        return ("no linear-theory prediction: spherepde.linear covers Q^T K = I and V = I only "
+                "(for other matrices the uniform state is in general not stationary)")
+    return ""
+
+
+def attention_model(run: dict) -> AttentionModel:
+    """The attention model of a run, PDE or tokens (a :func:`spherepde.io.read_run` mapping)."""
+    cfg = run["config"]
+    settings = cfg["model"]
+    d = cfg["particles"]["d"] if run["manifold"] == "particles" else config.DOMAINS[cfg["domain"]["kind"]]
+    return AttentionModel(settings["name"], settings["beta"], d, settings.get("Q"), settings.get("K"), settings.get("V"))
+
+
 def outcome(path: str | Path) -> dict:
     """The outcome columns of summary.csv (all but wall_time_s) read from a run file."""
     run = io.read_run(path)
-    cfg, diag = run["config"], run["diagnostics"]
-    model = cfg["model"]
-    d = config.DOMAINS[cfg["domain"]["kind"]]
-    top = linear.dominant_degree(model["beta"], d, model["name"])
+    diag = run["diagnostics"]
     row = {
         "status": run["status"],
         "message": run["message"],
         "t_final": float(run["t"][-1]),  # a finished or failed run has saved t = 0 at least
-        "l_predicted": top,
-        "rate_predicted": float(linear.growth_rates(model["beta"], d, model["name"], top)[top]),
         "clusters": int(diag["clusters"][-1]),
-        "max_density": float(diag["max_density"][-1]),
     }
+    if run["manifold"] == "particles":
+        last = {key: float(diag[key][-1]) for key in ("mean_direction", "close_pairs")}
+        return {**row, **last}
+    return {**row, "max_density": float(diag["max_density"][-1]), **_linear_columns(path, attention_model(run))}
+
+
+def _linear_columns(path: str | Path, model: AttentionModel) -> dict:
+    """The linear-theory columns of the PDE run ``path`` of ``model``: prediction, measurement, linear_note."""
+    gap = linear_theory_gap(model)
+    if gap:
+        return {"linear_note": gap}
+    top = linear.dominant_degree(model.beta, model.d, model.name)
+    row = {"l_predicted": top, "rate_predicted": float(linear.growth_rates(model.beta, model.d, model.name, top)[top])}
     try:
         result = compare.compare_run(path)
-    except InputError as exc:  # NoExponentialWindow, or too few snapshots
+    except InputError as exc:  # NoExponentialWindow, too few snapshots, or Q, K, V not each the identity
         return {**row, "linear_note": str(exc)}
     degrees = {entry["degree"]: entry for entry in result["degrees"]}
     measured = degrees[top]["measured_rate"] if top in degrees else None
@@ -218,8 +266,9 @@ def execute(cfg: dict, path: str) -> dict:
     start = time.perf_counter()
     state = file_state(Path(path), config.dumps(cfg))
     if state != "done":
+        simulate = solver.run_particles if is_token_run(cfg) else solver.run
         try:
-            solver.run(cfg, path, resume=state == "resume", progress=False)
+            simulate(cfg, path, resume=state == "resume", progress=False)
         except NumericalFailure:
             pass  # the file says failed, and why
     return {**outcome(path), "wall_time_s": time.perf_counter() - start}
@@ -264,7 +313,7 @@ def run(runs: list[Run], out: str | Path, scheduler: str | None = None, workers:
     paths = {job.name: out / f"{job.name}.h5" for job in runs}
     states = {job.name: file_state(paths[job.name], config.dumps(job.config)) for job in runs}
     earlier = _wall_times(out / SUMMARY)
-    columns = ["run", *runs[0].values, *COLUMNS]
+    columns = ["run", *runs[0].values, *(TOKEN_COLUMNS if is_token_run(runs[0].config) else COLUMNS)]
     rows = {}
 
     def record(job: Run, result: dict, how: str):
@@ -295,9 +344,13 @@ def _describe(row: dict) -> str:
     if row["status"] != "finished":
         return f"{row['status']}: {row['message']}"
     wall = f" in {row['wall_time_s']:.1f} s" if isinstance(row["wall_time_s"], float) else ""
-    measured = row.get("l_measured", "")
-    return (f"finished at t = {row['t_final']:g}{wall}; dominant degree measured {measured if measured != '' else '-'}, "
-            f"predicted {row['l_predicted']}; {row['clusters']} cluster(s) at the end")
+    done = f"finished at t = {row['t_final']:g}{wall}; "
+    if "mean_direction" in row:
+        return (done + f"{row['clusters']} cluster(s), |mean x| = {row['mean_direction']:.3g}, "
+                f"close pairs {row['close_pairs']:.3g} at the end")
+    measured, predicted = (row.get(key, "") for key in ("l_measured", "l_predicted"))
+    return (done + f"dominant degree measured {'-' if measured == '' else measured}, "
+            f"predicted {'-' if predicted == '' else predicted}; {row['clusters']} cluster(s) at the end")
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict]):

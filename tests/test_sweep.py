@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spherepde import cli, compare, config, io, linear, solver, sweep
+from spherepde.model import AttentionModel
 
 BASE = """
 [model]
@@ -30,6 +31,29 @@ SWEEP = BASE + """
 "domain.kind" = ["sphere", "circle"]
 """
 NAMES = ["name=SA_kind=sphere", "name=SA_kind=circle", "name=USA_kind=sphere", "name=USA_kind=circle"]
+# 4 runs of models outside linear theory on S¹ (lmax = 16 resolves β‖QᵀK‖ = 2.6): zero
+# temperature and a general Q, against the identity at β = 2
+SHEARED = [[1.0, 0.5], [0.0, 1.0]]
+OUTSIDE = BASE.replace("lmax = 12", 'kind = "circle"\nlmax = 16').replace("t_end = 2.0", "t_end = 1.0") + f"""
+[sweep]
+"model.beta" = [2.0, "inf"]
+"model.Q" = [[[1.0, 0.0], [0.0, 1.0]], {SHEARED}]
+"""
+# 4 token runs of 50 tokens (about 0.05 s each) on S¹ and S²
+TOKENS = """
+[model]
+beta = 4.0
+[particles]
+n = 50
+[time]
+t_end = 2.0
+save_every = 0.5
+"""
+TOKEN_SWEEP = TOKENS + """
+[sweep]
+"particles.d" = [2, 3]
+"particles.seed" = [0, 1]
+"""
 
 
 def spherepde(*args):
@@ -108,7 +132,11 @@ def test_run_names_and_dotted_keys():
      (BASE + '[sweep]\n"model.bta" = [1]\n', "model.bta"),
      (BASE + '[sweep]\n"model.beta" = [2, 40]\n"initial.seed" = [0, 1]\n',
       "combination model.beta = 40, initial.seed = 0 (run beta=40_seed=0): domain.lmax = 12"),
-     (BASE + '[sweep]\n"initial.amplitude" = [1e-3, 5.0]\n', "initial.amplitude = 5.0 (run amplitude=5): the initial density is negative")],
+     (BASE + '[sweep]\n"initial.amplitude" = [1e-3, 5.0]\n', "initial.amplitude = 5.0 (run amplitude=5): the initial density is negative"),
+     (TOKENS + '[sweep]\n"particles.d" = [3, 1]\n', "combination particles.d = 1 (run d=1): particles.d = 1 is not allowed"),
+     (TOKENS + '[sweep]\n"model.beta" = [1.0, "inf"]\n', "combination model.beta = 'inf' (run beta=inf): model.beta = inf"),
+     (TOKENS + '[sweep]\n"particles.path" = ["missing.npy"]\n"particles.init" = ["points"]\n',
+      "particles.path = 'missing.npy' cannot be read")],
 )
 def test_bad_sweeps_exit_2_naming_the_problem_before_any_run(tmp_path, capsys, text, expected):
     (tmp_path / "s.toml").write_text(text)
@@ -184,6 +212,108 @@ def test_sweep_writes_a_run_per_combination_and_a_summary_of_their_files(finishe
             windows.append(True)
         assert float(row["wall_time_s"]) > 0
     assert sorted(windows) == [False, True, True, True]  # both kinds of row are checked
+
+
+def test_linear_theory_applies_to_the_identity_flow_only():
+    gap = lambda *args, **matrices: sweep.linear_theory_gap(AttentionModel(*args, **matrices))  # noqa: E731
+    assert gap("SA", 9.0) == gap("USA", -3.0, 2) == gap("SA", 0.0) == ""
+    assert gap("SA", 2.0, Q=2 * np.eye(3), K=np.eye(3) / 2) == ""  # QᵀK = I
+    assert gap("SA", 0.0, Q=[[1, 0.5, 0], [0, 1, 0], [0, 0, 2]]) == ""  # β = 0: the kernel is 1 whatever B
+    assert "V = I only" in gap("SA", 0.0, V=2 * np.eye(3))
+    assert "beta = inf" in gap("SA", math.inf)
+    for matrices in ({"Q": 2 * np.eye(3)}, {"V": -np.eye(3)}, {"K": [[1, 0.1, 0], [0, 1, 0], [0, 0, 1]]}):
+        assert "Q^T K = I and V = I only" in gap("SA", 2.0, **matrices)
+
+
+@pytest.fixture(scope="module")
+def outside_sweep(tmp_path_factory):
+    """The sweep OUTSIDE run twice on the same directory: (directory, first result, its summary.csv, second result)."""
+    return twice(tmp_path_factory.mktemp("outside"), OUTSIDE)
+
+
+def twice(directory, text):
+    """Run the sweep ``text`` into directory/out, then again: (out, first result, its summary.csv, second result)."""
+    (directory / "s.toml").write_text(text)
+    args = ("sweep", directory / "s.toml", "--out", directory / "out", "--workers", 2)
+    first = spherepde(*args)
+    summary = (directory / "out" / "summary.csv").read_text()
+    return directory / "out", first, summary, spherepde(*args)
+
+
+def test_runs_outside_linear_theory_finish_with_empty_predictions_and_a_reason(outside_sweep):
+    out, first, _, _ = outside_sweep
+    assert first.returncode == 0, first.stderr
+    rows = {row["run"]: row for row in read_summary(out)}
+    assert list(rows) == ["beta=2_Q=1,0+0,1", "beta=2_Q=1,0.5+0,1", "beta=inf_Q=1,0+0,1", "beta=inf_Q=1,0.5+0,1"]
+    for name, row in rows.items():
+        run = io.read_run(out / f"{name}.h5")
+        assert row["status"] == run["status"] == "finished" and float(row["t_final"]) == 1.0
+        assert int(row["clusters"]) == run["diagnostics"]["clusters"][-1]
+        assert float(row["max_density"]) == run["diagnostics"]["max_density"][-1]
+    identity = rows["beta=2_Q=1,0+0,1"]
+    assert int(identity["l_predicted"]) == linear.dominant_degree(2.0, 2, "SA")
+    assert float(identity["rate_predicted"]) > 0
+    for name in ["beta=2_Q=1,0.5+0,1", "beta=inf_Q=1,0+0,1", "beta=inf_Q=1,0.5+0,1"]:
+        row = rows[name]
+        linear_columns = ("l_measured", "l_predicted", "l_initial", "rate_measured", "rate_predicted")
+        assert all(row[key] == "" for key in linear_columns)
+        expected = "for beta = inf" if "inf" in name else "Q^T K = I and V = I only"
+        assert row["linear_note"].startswith("no linear-theory prediction") and expected in row["linear_note"]
+    lines = progress_lines(first.stderr)
+    assert "predicted -;" in lines["beta=inf_Q=1,0+0,1"] and "predicted -;" not in lines["beta=2_Q=1,0+0,1"]
+
+
+def test_a_restart_of_a_sweep_outside_linear_theory_skips_its_finished_runs(outside_sweep):
+    out, _, summary, second = outside_sweep
+    assert second.returncode == 0, second.stderr
+    lines = progress_lines(second.stderr)
+    assert len(lines) == 4 and all("earlier run, finished" in line for line in lines.values())
+    assert (out / "summary.csv").read_text() == summary
+
+
+@pytest.fixture(scope="module")
+def token_sweep(tmp_path_factory):
+    """TOKEN_SWEEP run twice on the same directory: (out, first result, its summary.csv, second result)."""
+    return twice(tmp_path_factory.mktemp("tokens"), TOKEN_SWEEP)
+
+
+def test_token_sweep_runs_the_token_system_and_summarizes_its_clusters(token_sweep):
+    out, result, _, _ = token_sweep
+    assert result.returncode == 0, result.stderr
+    rows = read_summary(out)
+    assert list(rows[0]) == ["run", "particles.d", "particles.seed", *sweep.TOKEN_COLUMNS]
+    assert [row["run"] for row in rows] == ["d=2_seed=0", "d=2_seed=1", "d=3_seed=0", "d=3_seed=1"]
+    for row in rows:
+        path = out / f"{row['run']}.h5"
+        run = io.read_run(path)
+        assert run["manifold"] == "particles" and run["status"] == row["status"] == "finished"
+        assert run["config"]["particles"]["d"] == int(row["particles.d"])
+        assert io.read_points(path, -1).shape == (50, int(row["particles.d"]))
+        assert float(row["t_final"]) == run["t"][-1] == 2.0
+        diag = run["diagnostics"]
+        assert int(row["clusters"]) == diag["clusters"][-1]
+        assert float(row["mean_direction"]) == diag["mean_direction"][-1]
+        assert float(row["close_pairs"]) == diag["close_pairs"][-1]
+        assert float(row["wall_time_s"]) > 0
+        assert "cluster(s), |mean x| = " in progress_lines(result.stderr)[row["run"]]
+    # the seeds give different tokens, and the system clusters from them: fewer clusters than tokens at the end
+    assert len({row["mean_direction"] for row in rows}) == 4
+    assert all(int(row["clusters"]) < 50 for row in rows)
+
+
+@pytest.mark.parametrize("name,runs,token", [("phase_diagram", 64, False), ("token_clusters", 18, True)])
+def test_example_sweeps_are_valid(name, runs, token):
+    examples = sweep.__file__.rsplit("/spherepde/", 1)[0] + "/examples"
+    planned = sweep.load(f"{examples}/{name}.toml")
+    assert len(planned) == runs and all(sweep.is_token_run(run.config) == token for run in planned)
+
+
+def test_token_sweep_restart_skips_its_finished_runs(token_sweep):
+    out, _, summary, second = token_sweep
+    assert second.returncode == 0, second.stderr
+    lines = progress_lines(second.stderr)
+    assert len(lines) == 4 and all("earlier run, finished" in line for line in lines.values())
+    assert (out / "summary.csv").read_text() == summary
 
 
 STOP = """

@@ -166,6 +166,25 @@ def test_workers_and_scheduler_exclude_each_other(tmp_path, capsys):
     assert "--workers" in capsys.readouterr().err
 
 
+def test_sweep_through_a_scheduler_address(tmp_path):
+    """--scheduler tcp://…: the runs go to that cluster's workers (here one started on loopback for the
+    test, its workers in other processes), with the same files and summary as on the default cluster;
+    an address where no scheduler listens is an input error naming it."""
+    from distributed import LocalCluster
+
+    (tmp_path / "s.toml").write_text(SWEEP.replace('"domain.kind" = ["sphere", "circle"]', '"domain.kind" = ["circle"]'))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      host="127.0.0.1", scheduler_port=0) as cluster:
+        result = spherepde("sweep", tmp_path / "s.toml", "--out", tmp_path / "out", "--scheduler", cluster.scheduler_address)
+        assert result.returncode == 0, result.stderr
+        rows = read_summary(tmp_path / "out")
+        assert [row["run"] for row in rows] == ["name=SA_kind=circle", "name=USA_kind=circle"]
+        assert all(row["status"] == "finished" for row in rows)
+        assert cluster.scheduler.task_prefixes  # the tasks ran on this scheduler
+    result = spherepde("sweep", tmp_path / "s.toml", "--out", tmp_path / "other", "--scheduler", "tcp://127.0.0.1:9")
+    assert result.returncode == 2 and "tcp://127.0.0.1:9" in result.stderr and "Traceback" not in result.stderr
+
+
 # ------------------------------------------------------------------ real sweeps on a local cluster
 @pytest.fixture(scope="module")
 def finished_sweep(tmp_path_factory):

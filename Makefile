@@ -18,8 +18,10 @@ test-slow: setup  ## validation-grade runs marked slow
 docs: setup  ## the documentation site in docs/_build/html (Sphinx; warnings are errors)
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
-bench: setup  ## cost of one right-hand side vs the transforms it needs
+bench: setup  ## cost of a right-hand side vs the transforms it needs (S², S¹, general-B quadrature); a few minutes
 	$(PY) benchmarks/bench_rhs.py
+	$(PY) benchmarks/bench_circle.py
+	$(PY) benchmarks/bench_quadrature.py
 
 clean:
 	rm -rf out .pytest_cache .hypothesis docs/_build

@@ -22,9 +22,9 @@ import argparse
 import math
 import platform
 import time
-import timeit
 
 import numpy as np
+from timing import median_time
 
 from spherepde.circle import Circle
 from spherepde.dynamics import ContinuityEquation
@@ -35,13 +35,6 @@ from spherepde.model import AttentionModel
 R0, PSI, T = 0.5, 0.7, 2.0
 TARGETS = (1e-2, 1e-3, 1e-4, 1e-6, 1e-8, 1e-10)
 
-
-def median_time(fn, repeat: int) -> float:
-    """Median over ``repeat`` batches of the time per call (each batch about 0.05 s)."""
-    timer = timeit.Timer(fn)
-    number, _ = timer.autorange()
-    number = max(1, number // 4)
-    return float(np.median(timer.repeat(repeat=repeat, number=number))) / number
 
 
 def exact_radius(t: float) -> float:

@@ -17,21 +17,14 @@ Usage: python benchmarks/bench_quadrature.py [--repeat N]
 """
 import argparse
 import platform
-import timeit
 
 import numpy as np
+from timing import median_time
 
 from spherepde.dynamics import ContinuityEquation
 from spherepde.model import AttentionModel
 from spherepde.sphere import Sphere
 
-
-def best_time(fn, repeat: int) -> float:
-    """Median over ``repeat`` batches of the time per call (each batch runs ≥ 0.05 s)."""
-    timer = timeit.Timer(fn)
-    number, _ = timer.autorange()
-    number = max(1, number // 4)
-    return float(np.median(timer.repeat(repeat=repeat, number=number))) / number
 
 
 def main():
@@ -45,7 +38,7 @@ def main():
     Q, K = np.linalg.qr(rng.standard_normal((3, 3)))[0] @ np.diag([1.2, 1.0, 0.8]), np.eye(3)
     cached = -rng.random(2**16)
     out = np.empty_like(cached)
-    per_exp = best_time(lambda: np.exp(cached, out=out), args.repeat) / cached.size
+    per_exp = median_time(lambda: np.exp(cached, out=out), args.repeat) / cached.size
     for lmax in (15, 31, 63):
         S = Sphere(lmax)
         a = np.zeros(S.real_size)
@@ -63,10 +56,10 @@ def main():
             np.exp(block, out=block)
             np.matmul(block, values, out=sums)
 
-        t_quad = best_time(lambda: general(0.0, c), args.repeat)
+        t_quad = median_time(lambda: general(0.0, c), args.repeat)
         t_exp = per_exp * n * n
-        t_plain = best_time(unblocked, args.repeat) * n / rows
-        t_zonal = best_time(lambda: zonal(0.0, c), args.repeat)
+        t_plain = median_time(unblocked, args.repeat) * n / rows
+        t_zonal = median_time(lambda: zonal(0.0, c), args.repeat)
         print(f"{lmax:>5} {n:>7} {t_quad * 1e3:>9.2f} ms {t_exp * 1e3:>7.2f} ms {t_plain * 1e3:>7.2f} ms {t_zonal * 1e3:>8.3f} ms "
               f"{t_quad / t_exp:>9.2f} {t_quad / t_plain:>10.2f} {t_quad / t_zonal:>8.0f}")
 

@@ -10,21 +10,14 @@ Usage: python benchmarks/bench_rhs.py [--repeat N]
 """
 import argparse
 import platform
-import timeit
 
 import numpy as np
+from timing import median_time
 
 from spherepde.dynamics import ContinuityEquation
 from spherepde.model import AttentionModel
 from spherepde.sphere import Sphere
 
-
-def best_time(fn, repeat: int) -> float:
-    """Median over ``repeat`` batches of the time per call (each batch runs ≥ 0.05 s)."""
-    timer = timeit.Timer(fn)
-    number, _ = timer.autorange()
-    number = max(1, number // 4)
-    return float(np.median(timer.repeat(repeat=repeat, number=number))) / number
 
 
 def main():
@@ -41,11 +34,11 @@ def main():
         a[0] = 1.0
         c = S.from_real_coefficients(a)
         f = S.synthesis(c)
-        pair = best_time(lambda: (S.analysis(f), S.synthesis(c)), args.repeat)
+        pair = median_time(lambda: (S.analysis(f), S.synthesis(c)), args.repeat)
         times = {}
         for name in ("SA", "USA"):
             F = ContinuityEquation(S, AttentionModel(name, 9.0))
-            times[name] = best_time(lambda: F(0.0, c), args.repeat)
+            times[name] = median_time(lambda: F(0.0, c), args.repeat)
         grid = "x".join(map(str, S.grid_shape))
         print(f"{lmax:>5} {grid:>10} {pair * 1e3:>10.3f} ms {times['SA'] * 1e3:>7.3f} ms {times['USA'] * 1e3:>7.3f} ms "
               f"{times['SA'] / pair:>9.2f} {times['USA'] / pair:>10.2f}")

@@ -26,6 +26,15 @@ from .model import AttentionModel  # noqa: E402
 from .sweep import attention_model  # noqa: E402
 
 
+def _save(fig, target: Path, tight: bool = True) -> Path:
+    """Write ``fig`` to ``target`` (after a tight layout unless the figure lays itself out) and close it."""
+    if tight:
+        fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target
+
+
 def snapshot_indices(n: int, count: int = 6) -> list[int]:
     """``count`` snapshot indices spread evenly from the first to the last."""
     return sorted(set(np.linspace(0, n - 1, min(n, count)).round().astype(int).tolist()))
@@ -70,11 +79,7 @@ def density_maps(path, out: Path, count: int = 6) -> Path:
         fig.colorbar(mesh, ax=ax, shrink=0.7, label="ρ (relative to uniform)")
     model = run["config"]["model"]
     fig.suptitle(f"density ρ(t) on S² — {model['name']}, β = {model['beta']:g}, lmax = {run['config']['domain']['lmax']}")
-    fig.tight_layout()
-    target = out / "density_maps.png"
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
+    return _save(fig, out / "density_maps.png")
 
 
 def circle_density(path, out: Path, count: int = 6) -> Path:
@@ -99,11 +104,7 @@ def circle_density(path, out: Path, count: int = 6) -> Path:
     b.set_ylabel("ρ(θ) (relative to uniform)")
     b.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"density ρ(t), {_title(run)}")
-    fig.tight_layout()
-    target = out / "density.png"
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
+    return _save(fig, out / "density.png")
 
 
 def energy_per_degree(path, out: Path, degrees: int = 10) -> Path:
@@ -127,11 +128,7 @@ def energy_per_degree(path, out: Path, degrees: int = 10) -> Path:
     b.set_xlabel("degree l")
     b.set_ylabel("t (depth)")
     fig.suptitle(f"energy per degree, {_title(run)}")
-    fig.tight_layout()
-    target = out / "energy_per_degree.png"
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
+    return _save(fig, out / "energy_per_degree.png")
 
 
 def diagnostics(path, out: Path) -> Path:
@@ -152,11 +149,7 @@ def diagnostics(path, out: Path) -> Path:
         ax.set_xlabel("t (depth)")
         ax.grid(alpha=0.3)
     fig.suptitle(_title(run))
-    fig.tight_layout()
-    target = out / "diagnostics.png"
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
+    return _save(fig, out / "diagnostics.png")
 
 
 def _energy_panel(ax, t: np.ndarray, energy: np.ndarray, model: AttentionModel, label: str):
@@ -263,10 +256,7 @@ def density_orthographic(path, out: Path, count: int = 3) -> Path:
     colat, lon = np.degrees(theta[top[0]]), np.degrees(phi[top[1]])
     fig.suptitle(f"density ρ(t), {_title(run)}\ntop: centred on the final maximum (colatitude {colat:.0f}°, "
                  f"longitude {lon:.0f}°); bottom: the opposite side; grid lines every 30°", fontsize=10)
-    target = out / "density_orthographic.png"
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
+    return _save(fig, out / "density_orthographic.png", tight=False)
 
 
 def clusters(path, out: Path) -> Path:
@@ -284,10 +274,7 @@ def clusters(path, out: Path) -> Path:
     twin.plot(t, diag["max_density"], color="C1", ls="--")
     twin.set_ylabel("max ρ (relative to uniform)", color="C1")
     ax.set_title(f"clusters: peaks with ρ ≥ 2 that stand out by half their height — {_title(run)}", fontsize=9)
-    target = out / "clusters.png"
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
+    return _save(fig, out / "clusters.png", tight=False)
 
 
 def animation(path, out: Path, max_frames: int = 60, fps: int = 8) -> list[Path]:
@@ -378,10 +365,7 @@ def token_sphere(path, out: Path, count: int = 3) -> Path:
     fig.colorbar(dots, ax=axes, orientation="horizontal", shrink=0.6, label="initial height ⟨x_i(0), view⟩")
     fig.suptitle(f"tokens, {_token_title(run, len(start))}\ntop: centred on the final mean direction; "
                  "bottom: the opposite side; grid lines every 30°", fontsize=10)
-    target = out / "tokens.png"
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
+    return _save(fig, out / "tokens.png", tight=False)
 
 
 def token_angles(path, out: Path) -> Path:
@@ -411,10 +395,7 @@ def token_angles(path, out: Path) -> Path:
     ax.set_ylabel("token angle θ_i (rad)")
     fig.colorbar(collection, ax=ax, label="initial angle θ_i(0) (rad)")
     ax.set_title(f"token angles, {_token_title(run, angles.shape[1])}", fontsize=10)
-    target = out / "token_angles.png"
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
+    return _save(fig, out / "token_angles.png", tight=False)
 
 
 def token_diagnostics(path, out: Path) -> Path:
@@ -438,10 +419,7 @@ def token_diagnostics(path, out: Path) -> Path:
         ax.set_xlabel("t (depth)")
         ax.grid(alpha=0.3)
     fig.suptitle(_token_title(run, io.read_points(path, 0).shape[0]))
-    target = out / "token_diagnostics.png"
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
+    return _save(fig, out / "token_diagnostics.png", tight=False)
 
 
 def plot_run(path, out) -> list[Path]:

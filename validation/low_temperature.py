@@ -40,7 +40,7 @@ What is compared, and how (the limits Π#ρ₀ and, for large t, ρ_∞(t) are n
 
 Usage: python validation/low_temperature.py [--out DIR] [--quick]
 Writes DIR/low_temperature.md (tables) and DIR/low_temperature.png (figures); default DIR is
-validation/results/low_temperature/. Slow: about an hour on 2 shared cores, most of it the
+validation/results/low_temperature/. Slow: 35 min to an hour on 2 shared cores, most of it the
 token runs to t = 10 and the sliced distances of the lmax-255 snapshots (--quick: lmax 127,
 β = 25 and 100, n = 800, about a minute).
 """

@@ -1,14 +1,22 @@
-"""Cost of one RK4 step of the n-token system against plain reference implementations.
+"""Cost of one RK4 step of the n-token system: the package's backends against plain references.
 
-    .venv/bin/python benchmarks/bench_particles.py [--max-n 8000] [--beta 9] [--model SA]
+    .venv/bin/python benchmarks/bench_particles.py [--max-n 32000] [--max-matrix-n 8000]
+        [--max-double-n 500] [--beta 9] [--model SA] [--d 3] [--matrices identity|random]
 
-Three velocity fields, all with general Q, K, V (here the identity) and the same RK4 step:
-- blocked:  `spherepde.particles` (target rows in cache-sized blocks, stabilized softmax);
-- loop:     a Python loop over tokens i with numpy over j, as in published notebooks;
-- matrix:   the full n×n attention matrix in one go (memory n²).
-All three are timed side by side in this run (best of 3 interleaved rounds) and checked to agree.
+Velocity fields, all for general Q, K, V and the same RK4 step:
+- numba:       `spherepde.particles`, backend "numba" (compiled, threads over row blocks; the
+               default when numba is installed);
+- numpy:       `spherepde.particles`, backend "numpy" (target rows in cache-sized blocks,
+               stabilized softmax; for Q = K = V = I, β ≥ 0 the symmetric half-triangle path);
+- row loop:    a Python loop over tokens i with numpy over j, as in published notebooks;
+- matrix:      the full n×n attention matrix in one go (memory n²: n ≤ --max-matrix-n);
+- double loop: Python loops over i and j, one pair at a time, as the formula reads (n ≤ --max-double-n).
+With ``--matrices identity`` (default) B = QᵀK = I, with ``random`` a fixed random Q, K, V
+(the general path of both backends). All fields are timed side by side in this run (best of
+3 interleaved rounds, so that a change of machine load hits all alike) and checked to agree.
 Peak memory of one velocity evaluation is measured with tracemalloc (numpy reports its
-buffers to it). The cost should grow like n²: the last column shows nanoseconds per pair.
+buffers to it; numba's are O(n·d)). The cost should grow like n²: ns/pair is the time per
+RK4 step over 4n² pairs.
 """
 import argparse
 import os
@@ -18,11 +26,11 @@ import tracemalloc
 
 import numpy as np
 
-from spherepde.particles import _Attention, _normalize, initial_tokens
+from spherepde.particles import _normalize, attention_field, initial_tokens, numba_available
 
 
-def velocity_loop(x, beta, Q, K, V, normalized):
-    """ẋ_i = P_{x_i} Σ_j A_ij V x_j, one token i at a time."""
+def velocity_row_loop(x, beta, Q, K, V, normalized):
+    """ẋ_i = P_{x_i} Σ_j A_ij V x_j, one token i at a time (numpy over j)."""
     n = len(x)
     keys, values = x @ K.T, x @ V.T
     v = np.empty_like(x)
@@ -30,6 +38,22 @@ def velocity_loop(x, beta, Q, K, V, normalized):
         w = np.exp(beta * (keys @ (Q @ x[i])))
         u = (w @ values) / (w.sum() if normalized else n)
         v[i] = u - (u @ x[i]) * x[i]
+    return v
+
+
+def velocity_double_loop(x, beta, Q, K, V, normalized):
+    """theory.md §2 as written: for every i, for every j, e^{β⟨Qx_i,Kx_j⟩} V x_j (no stabilization)."""
+    n, d = x.shape
+    v = np.empty_like(x)
+    for i in range(n):
+        query = Q @ x[i]
+        numerator, denominator = np.zeros(d), 0.0
+        for j in range(n):
+            w = np.exp(beta * np.dot(query, K @ x[j]))
+            numerator += w * (V @ x[j])
+            denominator += w
+        u = numerator / (denominator if normalized else n)
+        v[i] = u - np.dot(u, x[i]) * x[i]
     return v
 
 
@@ -50,8 +74,7 @@ def rk4_step(f, x, h):
 
 
 def best_seconds(calls, repeats=3):
-    """Best wall time of each call over `repeats` rounds, the calls interleaved in every
-    round so that a change of machine load hits all of them alike."""
+    """Best wall time of each call over `repeats` rounds, the calls interleaved in every round."""
     best = {name: np.inf for name in calls}
     for _ in range(repeats):
         for name, call in calls.items():
@@ -79,36 +102,56 @@ def cpu_name():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-n", type=int, default=8000)
+    parser.add_argument("--max-n", type=int, default=32000)
+    parser.add_argument("--max-matrix-n", type=int, default=8000, help="largest n for the n×n matrix")
+    parser.add_argument("--max-double-n", type=int, default=500, help="largest n for the double loop")
     parser.add_argument("--beta", type=float, default=9.0)
     parser.add_argument("--model", default="SA", choices=["SA", "USA"])
     parser.add_argument("--d", type=int, default=3)
+    parser.add_argument("--matrices", default="identity", choices=["identity", "random"])
     args = parser.parse_args()
     d, beta, normalized = args.d, args.beta, args.model == "SA"
-    Q = K = V = np.eye(d)
-    blocked = _Attention.build(beta, args.model, d, Q, K, V, None)
-    fields = {
-        "blocked": lambda y: blocked(_normalize(y)),
-        "loop": lambda y: velocity_loop(y, beta, Q, K, V, normalized),
-        "matrix": lambda y: velocity_matrix(y, beta, Q, K, V, normalized),
-    }
+    if args.matrices == "identity":
+        Q = K = V = np.eye(d)
+    else:  # entries N(0, 1/d): ⟨Qx, Ky⟩ = O(1)
+        Q, K, V = np.random.default_rng(0).standard_normal((3, d, d)) / np.sqrt(d)
+    fields = {}
+    if numba_available():
+        compiled = attention_field(beta, args.model, d, Q, K, V, backend="numba")
+        fields["numba"] = lambda y: compiled(_normalize(y))
+    blocked = attention_field(beta, args.model, d, Q, K, V, backend="numpy")
+    fields["numpy"] = lambda y: blocked(_normalize(y))
+    fields["row loop"] = lambda y: velocity_row_loop(y, beta, Q, K, V, normalized)
+    fields["matrix"] = lambda y: velocity_matrix(y, beta, Q, K, V, normalized)
+    fields["double loop"] = lambda y: velocity_double_loop(y, beta, Q, K, V, normalized)
+    base = next(iter(fields))  # the default backend: numba if installed
     print(f"# {cpu_name()}, {os.cpu_count()} cores, numpy {np.__version__}, "
-          f"load average {os.getloadavg()[0]:.2f}")
-    print(f"# {args.model}, beta = {beta}, d = {d}: seconds per RK4 step (4 velocity evaluations)")
-    print(f"{'n':>6} {'blocked s':>10} {'loop s':>9} {'matrix s':>9} {'loop/blk':>9} {'matrix/blk':>10} "
-          f"{'blk ns/pair':>11} {'blk MB':>7} {'matrix MB':>9} {'max |diff|':>10}")
+          f"load average {os.getloadavg()[0]:.2f}, numba {'yes' if numba_available() else 'not installed'}")
+    print(f"# {args.model}, beta = {beta}, d = {d}, {args.matrices} Q, K, V: seconds per RK4 step "
+          f"(4 velocity evaluations); ratios are times over the {base} time")
+    names = list(fields)
+    print(f"{'n':>6} " + " ".join(f"{name + ' s':>13}" for name in names) + " "
+          + " ".join(f"{name + '/' + base:>18}" for name in names if name != base)
+          + f" {base + ' ns/pair':>16} {'numpy ns/pair':>13} {'MB numpy':>8} {'MB matrix':>9} {'max |diff|':>10}")
     n = 250
     while n <= args.max_n:
         x = initial_tokens("uniform", n, d, seed=0)
         h = 1e-3
-        times = best_seconds({name: (lambda f=f: rk4_step(f, x, h)) for name, f in fields.items()})
-        diff = max(np.abs(fields[name](x) - fields["blocked"](x)).max() for name in ("loop", "matrix"))
-        memory = {name: peak_megabytes(lambda f=fields[name]: f(x)) for name in ("blocked", "matrix")}
-        print(f"{n:>6} {times['blocked']:>10.4f} {times['loop']:>9.4f} {times['matrix']:>9.4f} "
-              f"{times['loop'] / times['blocked']:>9.2f} {times['matrix'] / times['blocked']:>10.2f} "
-              f"{times['blocked'] / (4 * n * n) * 1e9:>11.2f} {memory['blocked']:>7.1f} "
-              f"{memory['matrix']:>9.1f} {diff:>10.1e}")
+        limits = {"double loop": args.max_double_n, "matrix": args.max_matrix_n}
+        timed = {name: f for name, f in fields.items() if n <= limits.get(name, n)}
+        times = best_seconds({name: (lambda f=f: rk4_step(f, x, h)) for name, f in timed.items()})
+        reference = fields[base](x)
+        diff = max(np.abs(f(x) - reference).max() for name, f in timed.items() if name != base)
+        memory = {name: peak_megabytes(lambda f=fields[name]: f(x)) if name in timed else np.nan
+                  for name in ("numpy", "matrix")}
+        cells = [f"{times[name]:>13.4f}" if name in times else f"{'—':>13}" for name in names]
+        ratios = [f"{times[name] / times[base]:>18.2f}" if name in times else f"{'—':>18}"
+                  for name in names if name != base]
+        print(f"{n:>6} " + " ".join(cells) + " " + " ".join(ratios)
+              + f" {times[base] / (4 * n * n) * 1e9:>16.2f} {times['numpy'] / (4 * n * n) * 1e9:>13.2f}"
+              + f" {memory['numpy']:>8.1f} {memory['matrix']:>9.1f} {diff:>10.1e}", flush=True)
         n *= 2
+    print(f"# load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,6 @@ stamp=.venv/.spherepde-installed
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "setup: installing spherepde and its dependencies into .venv/ (SHTns builds from source, ~1 min)" >&2
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[test,docs]'
+    .venv/bin/python -m pip install -q -e '.[test,docs,numba]'
     touch "$stamp"
 fi

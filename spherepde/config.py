@@ -252,13 +252,13 @@ _PARTICLE_SECTIONS = {
     "model": _COMMON["model"],
     "particles": {
         "n": ("int", None), "d": ("int", 3), "init": ("str", "uniform"), "path": ("str", None),
-        "time": ("float", None), "seed": ("int", 0), "block": ("int", None),
+        "time": ("float", None), "seed": ("int", 0), "block": ("int", None), "backend": ("str", "auto"),
     },
     "time": _COMMON["time"],
     "diagnostics": {"lmax": ("int", 16), "cluster_delta": ("float", None)},
     "numerics": {"checkpoint_seconds": _COMMON["numerics"]["checkpoint_seconds"]},
 }
-TOKEN_INITS = ("uniform", "lattice", "points", "density")
+TOKEN_INITS = ("uniform", "lattice", "points", "density", "quantile")
 DEFAULT_TOKENS = 1000
 
 
@@ -266,12 +266,14 @@ def resolve_particles(config: dict) -> dict:
     """Check a token-run configuration mapping and fill in every default.
 
     [particles] n tokens on S^{d-1} ⊂ R^d from ``init``: "uniform" (iid, ``seed``), "lattice"
-    (d = 2, 3), "points" (``path`` of an (n, d) .npy array) or "density" (iid from the snapshot
-    at ``time`` of the PDE run file ``path``, default its last); ``block`` rows of the
-    attention matrix at a time. [diagnostics] ``lmax`` of the empirical spectrum and the
-    ``cluster_delta`` of `particles.cluster_count` (default `particles.cluster_threshold`).
+    (d = 2, 3), "points" (``path`` of an (n, d) .npy array), "density" (iid from the snapshot
+    at ``time`` of the PDE run file ``path``, default its last) or "quantile" (the same density,
+    deterministic quantile placement); ``block`` rows of the attention matrix at a time;
+    ``backend`` of the velocity ("auto", "numpy", "numba"). [diagnostics] ``lmax`` of the
+    empirical spectrum and the ``cluster_delta`` of `particles.cluster_count` (default
+    `particles.cluster_threshold`).
     """
-    from .particles import attention_field
+    from .particles import _as_backend, attention_field
 
     _check_sections(config, set(_PARTICLE_SECTIONS))
     cfg = {name: _section(name, config.get(name, {}), schema) for name, schema in _PARTICLE_SECTIONS.items()}
@@ -288,18 +290,25 @@ def resolve_particles(config: dict) -> dict:
         _fail("particles.d", tokens["d"], "use an ambient dimension d >= 2 (tokens on S^(d-1))")
     if init == "lattice" and tokens["d"] not in (2, 3):
         _fail("particles.d", tokens["d"], "init = 'lattice' exists for d = 2 (equal angles) and d = 3 (Fibonacci)")
-    if init in ("points", "density") and "path" not in tokens:
+    from_file = {"path": ("points", "density", "quantile"), "time": ("density", "quantile")}
+    if init in from_file["path"] and "path" not in tokens:
         raise InputError(f"particles.path is missing: init = '{init}' needs a file")
-    for key, allowed in (("path", ("points", "density")), ("time", ("density",))):
+    for key, allowed in from_file.items():
         if key in tokens and init not in allowed:
             _fail(f"particles.{key}", tokens[key], f"it goes with init = {' or '.join(map(repr, allowed))}")
     if tokens.get("block", 1) < 1:
         _fail("particles.block", tokens["block"], "use a positive number of rows per block")
+    tokens["backend"] = tokens["backend"].lower()
+    try:
+        _as_backend(tokens["backend"])
+    except InputError as exc:
+        raise InputError(f"particles.{exc}") from None
 
     model = cfg["model"]
     _check_model_name(model)
     try:
-        attention_field(model["beta"], model["name"], tokens["d"], model.get("Q"), model.get("K"), model.get("V"))
+        attention_field(model["beta"], model["name"], tokens["d"], model.get("Q"), model.get("K"), model.get("V"),
+                        backend="numpy")
     except InputError as exc:
         raise InputError(f"model.{exc}") from None
     _check_time(cfg["time"])

@@ -7,15 +7,20 @@ For tokens x_1..x_n on the unit sphere of R^d, B = QᵀK and P_x = I − xxᵀ:
 
 sums including j = i, for any real β, any d ≥ 2 and any d×d matrices Q, K, V.
 
-The n×n attention matrix is never stored: target rows are processed in blocks
-(memory O(n·d + block·n)), each row stabilized by its largest exponent. Time
-stepping is explicit Runge–Kutta in R^d with the tokens renormalized after every
-step; `trajectory` yields snapshots one by one, `simulate` collects them.
-Diagnostics (energy, clustering, empirical harmonic spectrum) are pair sums
-evaluated block by block over one triangle of the Gram matrix.
+The n×n attention matrix is never stored: target rows are processed in blocks, each
+row stabilized by its largest exponent, by blocked numpy (memory O(n·d + block·n)) or a
+numba-compiled kernel (optional dependency, memory O(n·d), threads over row blocks).
+Time stepping is explicit Runge–Kutta in R^d with the tokens renormalized after every
+step; `trajectory` yields snapshots one by one, `simulate` collects them. Initial
+tokens are iid (uniform or from a grid density), lattices, quantiles of a grid density
+or given points. Diagnostics (energy, clustering, empirical harmonic spectrum) are pair
+sums evaluated block by block over one triangle of the Gram matrix.
 """
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from math import comb
 from typing import Callable, Iterator, Optional
@@ -105,60 +110,194 @@ def _rows_per_block(n: int, block: Optional[int]) -> int:
 
 
 # --------------------------------------------------------------------------- velocity
+#
+# Every backend computes, for targets x_i, keys k_j and values v_j, the stabilized sums
+#
+#     S_i = Σ_j e^{⟨x_i,k_j⟩ − m_i} (v_j, 1),   m_i = max_j ⟨x_i,k_j⟩,
+#
+# from which `_Attention` forms the attention average: S_i[:d]/S_i[d] (SA) or
+# S_i[:d] e^{m_i − log n} (USA).
+
+BACKENDS = ("auto", "numpy", "numba")
+
+# Target rows per block of the compiled kernel (default): the block's logits, weights and
+# sums (a few KiB) stay in the first-level cache, and its loops are long enough to vectorize.
+_COMPILED_ROWS = 128
+
+# Pairs per velocity evaluation from which the compiled kernel uses NUMBA_NUM_THREADS
+# threads; below (≲ 2 ms of work) it runs on the calling thread.
+_PARALLEL_PAIRS = 2**20
+
+# 1.5·2⁵²: adding and subtracting it rounds |x| < 2⁵¹ to the nearest integer.
+_ROUNDING = 6755399441055744.0
+
+numba = None  # imported by `_compiled_kernel` on first use (the import takes 0.1–0.35 s)
 
 
-def _attend(targets, keys, values, normalized: bool, block: int) -> np.ndarray:
-    """Attention averages u_i at targets x_i over sources j = 1..n with keys k_j, values v_j:
-
-        normalized:  u_i = Σ_j e^{⟨x_i,k_j⟩} v_j / Σ_j e^{⟨x_i,k_j⟩}
-        otherwise:   u_i = (1/n) Σ_j e^{⟨x_i,k_j⟩} v_j
-
-    Rows are processed ``block`` at a time, each scaled by e^{-m_i}, m_i = max_j ⟨x_i,k_j⟩;
-    the unnormalized average gets the factor back as e^{m_i − log n}, finite whenever the
-    result is. Plain arrays in and out, so that a compiled kernel can take this place.
-    """
-    n, d = values.shape
-    if normalized:  # a last column of ones yields the row sums Σ_j e^{⟨x_i,k_j⟩}
-        values = np.hstack([values, np.ones((n, 1))])
-    u = np.empty((len(targets), d))
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by the caller
-        for start in range(0, len(targets), block):
-            rows = slice(start, start + block)
-            weights = targets[rows] @ keys.T
-            top = weights.max(axis=1, keepdims=True)
-            weights -= top
-            np.exp(weights, out=weights)
-            sums = weights @ values
-            if normalized:
-                u[rows] = sums[:, :d] / sums[:, d:]
-            else:
-                u[rows] = sums * np.exp(top - np.log(n))
-    return u
+def _sums_blocked(targets, keys, values, block: int):
+    """(S, m) with m_i = max_j ⟨x_i,k_j⟩, ``block`` rows at a time (numpy; memory O(block·n))."""
+    sums = np.empty((len(targets), values.shape[1]))
+    top = np.empty(len(targets))
+    for start in range(0, len(targets), block):
+        rows = slice(start, start + block)
+        weights = targets[rows] @ keys.T
+        top[rows] = weights.max(axis=1)
+        weights -= top[rows, None]
+        np.exp(weights, out=weights)
+        sums[rows] = weights @ values
+    return sums, top
 
 
-def _attend_symmetric(x, scale: float, values, normalized: bool, block: int) -> np.ndarray:
-    """`_attend` for keys k_j = scale·x_j with scale ≥ 0 (B = bI, βb ≥ 0): the row maximum
-    of ⟨x_i,k_j⟩ is scale (at j = i) for every row, so the scaled weights
-    e^{scale(⟨x_i,x_j⟩ − 1)} form a symmetric matrix and each pair's exponential is computed
-    once, over the upper block triangle (half the work of `_attend`).
-    """
-    n, d = values.shape
-    if normalized:
-        values = np.hstack([values, np.ones((n, 1))])
+def _sums_symmetric(x, scale: float, values, block: int):
+    """S for keys k_j = scale·x_j, scale ≥ 0, with m_i = scale (j = i attains it): the weights
+    e^{scale(⟨x_i,x_j⟩ − 1)} form a symmetric matrix, so each pair's exponential is computed once,
+    over the upper block triangle, and serves its row and its column (numpy)."""
+    n = len(x)
     sums = np.zeros((n, values.shape[1]))
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by the caller
-        for start in range(0, n, block):
-            rows = slice(start, start + block)
-            weights = x[rows] @ x[start:].T
-            b = len(weights)
-            weights -= 1.0
-            weights *= scale
-            np.exp(weights, out=weights)
-            sums[rows] += weights @ values[start:]
-            sums[start + b:] += weights[:, b:].T @ values[rows]
-        if normalized:
-            return sums[:, :d] / sums[:, d:]
-        return sums * np.exp(scale - np.log(n))
+    for start in range(0, n, block):
+        rows = slice(start, start + block)
+        weights = x[rows] @ x[start:].T
+        b = len(weights)
+        weights -= 1.0
+        weights *= scale
+        np.exp(weights, out=weights)
+        sums[rows] += weights @ values[start:]
+        sums[start + b:] += weights[:, b:].T @ values[rows]
+    return sums
+
+
+def _target_sums(targetsT, keysT, valuesT, top, find_max, block):
+    """Sᵀ (shape (d+1, targets)) over all n sources, with m_i = top_i, or, with ``find_max``,
+    the row maxima first written into top. Target rows are taken ``block`` at a time, each
+    row's sum accumulated over j = 0..n−1 in order.
+
+    Compiled by numba (`_compiled_kernel`). Arrays are transposed (coordinates × tokens) so
+    that the loops over the rows of a block vectorize; LLVM's vectorizer is sensitive to their
+    form (an index offset in the last loop cost a factor 1.5–1.8, measured). The exponential is
+    inline, 2^r·p(z) with r = round(x/ln 2), z = x − r ln 2 (ln 2 in two parts, Cody–Waite), p
+    the degree-13 Taylor polynomial of e^z on |z| ≤ ln2/2 (truncation < 5·10⁻¹⁸), 2^r assembled
+    from its exponent bits: within 1 ulp of np.exp for −708 ≤ x ≤ 0 (measured), the range of the
+    stabilized logits; x < −708 counts as −708 (a weight e^{−708} ≈ 3·10⁻³⁰⁸ beside the row
+    maximum's 1); NaN propagates.
+    """
+    dk, n = keysT.shape
+    m = valuesT.shape[0]
+    targets = targetsT.shape[1]
+    sums = np.zeros((m, targets))
+    for a in range((targets + block - 1) // block):
+        i0 = a * block
+        rows = min(block, targets - i0)
+        s = np.empty(block)
+        bits = np.empty(block, dtype=np.int64)
+        power = bits.view(np.float64)
+        t = top[i0:i0 + rows]
+        for sweep in range(2 if find_max else 1):
+            for j in range(n):
+                for i in range(rows):
+                    s[i] = 0.0 if find_max and sweep == 0 else -t[i]
+                for k in range(dk):
+                    c = keysT[k, j]
+                    for i in range(rows):
+                        s[i] += c * targetsT[k, i0 + i]
+                if find_max and sweep == 0:
+                    for i in range(rows):
+                        top[i0 + i] = max(top[i0 + i], s[i])
+                    continue
+                for i in range(rows):
+                    x = -708.0 if s[i] < -708.0 else s[i]  # NaN propagates
+                    y = x * 1.4426950408889634 + _ROUNDING
+                    r = y - _ROUNDING
+                    z = (x - r * 0.693147180369123816490) - r * 1.90821492927058770002e-10
+                    p = 1.0 / 6227020800.0
+                    p = p * z + 1.0 / 479001600.0
+                    p = p * z + 1.0 / 39916800.0
+                    p = p * z + 1.0 / 3628800.0
+                    p = p * z + 1.0 / 362880.0
+                    p = p * z + 1.0 / 40320.0
+                    p = p * z + 1.0 / 5040.0
+                    p = p * z + 1.0 / 720.0
+                    p = p * z + 1.0 / 120.0
+                    p = p * z + 1.0 / 24.0
+                    p = p * z + 1.0 / 6.0
+                    p = p * z + 0.5
+                    p = p * z + 1.0
+                    p = p * z + 1.0
+                    s[i] = p
+                    bits[i] = (np.int64(r) + 1023) << 52
+                for i in range(rows):
+                    s[i] *= power[i]
+                for k in range(m):
+                    c = valuesT[k, j]
+                    for i in range(rows):
+                        sums[k, i0 + i] += c * s[i]
+    return sums
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_kernel():
+    """`_target_sums` compiled by numba (machine code cached on disk; releases the GIL),
+    or None when numba is not installed."""
+    global numba
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba.njit(nogil=True, cache=True, fastmath={"contract"})(_target_sums)
+
+
+@functools.lru_cache(maxsize=None)
+def _thread_pool(workers: int) -> ThreadPoolExecutor:
+    """The threads of `_compiled_sums`, created once per thread count."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="spherepde-attention")
+
+
+os.register_at_fork(after_in_child=_thread_pool.cache_clear)  # a forked child has none of the threads
+
+
+def _compiled_sums(targets, keys, values, top, block: int):
+    """(S, m) by the compiled kernel; m = ``top`` if given, else the row maxima.
+
+    From _PARALLEL_PAIRS pairs on, the rows are split at block boundaries among
+    NUMBA_NUM_THREADS threads (a thread pool: the kernel releases the GIL). Each row's sum
+    is the same whatever the split, so results do not depend on the number of threads.
+    """
+    n = len(targets)
+    find_max = top is None
+    top = np.full(n, -np.inf) if find_max else np.array(top, dtype=float)
+    arrays = tuple(np.ascontiguousarray(a.T) for a in (targets, keys, values))
+    kernel = _compiled_kernel()
+    blocks = -(-n // block)
+    workers = 1 if n * n < _PARALLEL_PAIRS else min(numba.config.NUMBA_NUM_THREADS, blocks)
+    if workers == 1:
+        return kernel(*arrays, top, find_max, block).T, top
+    bounds = np.minimum(block * (blocks * np.arange(workers + 1) // workers), n)
+    parts = _thread_pool(workers).map(
+        lambda a, b: kernel(np.ascontiguousarray(arrays[0][:, a:b]), *arrays[1:], top[a:b], find_max, block),
+        bounds[:-1], bounds[1:],
+    )
+    return np.hstack(list(parts)).T, top
+
+
+def numba_available() -> bool:
+    """Whether the compiled (numba) backend can be used."""
+    return _compiled_kernel() is not None
+
+
+def _as_backend(backend) -> str:
+    """"numpy" or "numba" for backend = "auto" (numba when installed), "numpy" or "numba"."""
+    name = str(backend).lower()
+    if name not in BACKENDS:
+        raise InputError(f"backend = {backend!r} is not allowed: use one of {', '.join(map(repr, BACKENDS))}")
+    if name == "numpy":
+        return name
+    if not numba_available():
+        if name == "numba":
+            raise InputError(
+                "backend = 'numba' is not allowed: numba is not installed "
+                "(pip install 'spherepde[numba]'); use 'auto' or 'numpy'"
+            )
+        return "numpy"
+    return "numba"
 
 
 @dataclass(frozen=True)
@@ -170,44 +309,60 @@ class _Attention:
     B: np.ndarray
     V: np.ndarray
     block: Optional[int]
+    backend: str
 
     @classmethod
-    def build(cls, beta, model, d, Q, K, V, block):
+    def build(cls, beta, model, d, Q, K, V, block, backend="auto"):
         beta = _as_beta(beta)
         normalized = AttentionModel(model, beta, d).normalized
         Q, K, V = (_as_matrix(m, name, d) for m, name in ((Q, "Q"), (K, "K"), (V, "V")))
-        return cls(beta, normalized, Q.T @ K, V, _as_block(block))
+        return cls(beta, normalized, Q.T @ K, V, _as_block(block), _as_backend(backend))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """ẋ at tokens x (rows of unit length): P_x u with u the attention average of V x_j."""
-        block = _rows_per_block(len(x), self.block)
+        """ẋ at tokens x (rows of unit length): P_x u with u the attention average of V x_j.
+
+        When B = bI with βb ≥ 0 the row maximum of ⟨x_i, βBx_j⟩ is βb for every row (j = i):
+        it is known in advance, and the weight matrix is symmetric (used by the numpy path)."""
+        n, d = x.shape
+        values = np.hstack([x @ self.V.T, np.ones((n, 1))])  # the last column sums the weights
         b = self.B[0, 0]
-        if self.beta * b >= 0 and np.array_equal(self.B, b * np.eye(len(self.B))):
-            u = _attend_symmetric(x, self.beta * b, x @ self.V.T, self.normalized, block)
-        else:
-            keys = self.beta * (x @ self.B.T)  # rows β B x_j
-            u = _attend(x, keys, x @ self.V.T, self.normalized, block)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by the caller
+            scale = self.beta * b
+            symmetric = scale >= 0 and np.array_equal(self.B, b * np.eye(d))
+            top = np.full(n, scale) if symmetric else None
+            if self.backend == "numba":
+                keys = scale * x if symmetric else self.beta * (x @ self.B.T)
+                sums, top = _compiled_sums(x, keys, values, top, self.block or _COMPILED_ROWS)
+            elif symmetric:
+                sums = _sums_symmetric(x, scale, values, _rows_per_block(n, self.block))
+            else:
+                sums, top = _sums_blocked(x, self.beta * (x @ self.B.T), values, _rows_per_block(n, self.block))
+            u = sums[:, :d] / sums[:, d:] if self.normalized else sums[:, :d] * np.exp(top - np.log(n))[:, None]
         return u - np.einsum("ij,ij->i", x, u)[:, None] * x
 
 
-def attention_field(beta, model: str, d: int, Q=None, K=None, V=None, block: Optional[int] = None):
+def attention_field(beta, model: str, d: int, Q=None, K=None, V=None, block: Optional[int] = None,
+                    backend: str = "auto"):
     """The velocity field x ↦ ẋ of `velocity` for tokens in R^d, input checked once: a
-    callable on (n, d) arrays of unit rows (not checked again, not renormalized)."""
+    callable on (n, d) arrays of unit rows (not checked again, not renormalized); its
+    ``backend`` attribute names the backend in use."""
     d = _as_integer(d, "d", 2, "the ambient dimension of S^(d-1)")
-    return _Attention.build(beta, model, d, Q, K, V, block)
+    return _Attention.build(beta, model, d, Q, K, V, block, backend)
 
 
-def velocity(x, beta, model: str = "SA", Q=None, K=None, V=None, block: Optional[int] = None):
+def velocity(x, beta, model: str = "SA", Q=None, K=None, V=None, block: Optional[int] = None,
+             backend: str = "auto"):
     """The velocities ẋ_i of tokens x (shape (n, d)) under SA or USA self-attention.
 
     SA:  ẋ_i = P_{x_i} Σ_j A_ij V x_j,  A_ij = e^{β⟨x_i,Bx_j⟩} / Σ_k e^{β⟨x_i,Bx_k⟩};
     USA: ẋ_i = P_{x_i} (1/n) Σ_j e^{β⟨x_i,Bx_j⟩} V x_j;  B = QᵀK, matrices default to I.
 
-    ``block`` is the number of target rows processed at once (default: ⌊2^16/n⌋, at least 1).
-    Raises NumericalFailure if a USA velocity exceeds double precision.
+    ``backend``: "numpy" (blocked, ``block`` target rows at a time, default ⌊2^16/n⌋), "numba"
+    (compiled and parallel over blocks of ``block`` rows, default 128), or "auto": numba when
+    it is installed. Raises NumericalFailure if a USA velocity exceeds double precision.
     """
     x = _as_points(x, "x")
-    v = _Attention.build(beta, model, x.shape[1], Q, K, V, block)(x)
+    v = _Attention.build(beta, model, x.shape[1], Q, K, V, block, backend)(x)
     if not np.all(np.isfinite(v)):
         raise NumericalFailure(f"the velocity overflows double precision at beta = {beta}")
     return v
@@ -394,6 +549,7 @@ def trajectory(
     K=None,
     V=None,
     block: Optional[int] = None,
+    backend: str = "auto",
     progress: Optional[Callable[[float], None]] = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Yield (t, x(t)) for each save time ≥ t0, x(t0) = x0, solving the token ODE of `velocity`.
@@ -402,11 +558,12 @@ def trajectory(
     method = "adaptive": Dormand–Prince 5(4), local error per token ≤ rtol (dt = first step).
     Both step in R^d with the field extended 0-homogeneously, F(y) = ẋ(y/|y|), and
     project onto the sphere after every step. Steps are shortened to land exactly on the
-    save times. ``progress(t)`` is called after every step. All input is checked here;
-    NumericalFailure is raised lazily, after the snapshots already yielded.
+    save times. ``block`` and ``backend`` as in `velocity`. ``progress(t)`` is called after
+    every step. All input is checked here; NumericalFailure is raised lazily, after the
+    snapshots already yielded.
     """
     x = _as_points(x0, "x0")
-    field = _Attention.build(beta, model, x.shape[1], Q, K, V, block)
+    field = _Attention.build(beta, model, x.shape[1], Q, K, V, block, backend)
     try:
         t0 = float(t0)
     except (TypeError, ValueError):
@@ -451,6 +608,7 @@ def simulate(
     K=None,
     V=None,
     block: Optional[int] = None,
+    backend: str = "auto",
     progress: Optional[Callable[[float], None]] = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Solve the token ODE from x0 at t = 0; return times (n_t,) and tokens (n_t, n, d).
@@ -463,7 +621,7 @@ def simulate(
     snapshots = list(
         trajectory(
             x0, beta, model, save_times=times, method=method, dt=dt, rtol=rtol,
-            Q=Q, K=K, V=V, block=block, progress=progress,
+            Q=Q, K=K, V=V, block=block, backend=backend, progress=progress,
         )
     )
     return np.array([t for t, _ in snapshots]), np.stack([x for _, x in snapshots])
@@ -491,9 +649,11 @@ def _lattice(n: int, d: int) -> np.ndarray:
     )
 
 
-def _density_interpolant(density, grid):
-    """ρ on the circle (grid = (θ,)) or on S² (grid = (θ, φ)) as a function of points
-    (linear / bilinear interpolation), its maximum and its mean over the grid nodes."""
+def _density_grid(density, grid) -> tuple[tuple, np.ndarray]:
+    """Checked grid values of ρ, sorted and closed, so that ρ is their (bi)linear interpolant:
+    on S¹ (grid = (θ,)) nodes θ_0 < … < θ_0 + 2π, the last value repeating the first; on S²
+    (grid = (θ, φ)) colatitudes 0 … π (a pole missing from the grid gets the mean of the nearest
+    ring) by longitudes φ_0 < … < φ_0 + 2π, periodic likewise. Returns (nodes, values)."""
     try:
         rho = np.array(density, dtype=float)
         grid = grid if isinstance(grid, (tuple, list)) else (grid,)
@@ -514,40 +674,52 @@ def _density_interpolant(density, grid):
             "(round-off down to -1e-6·max is set to 0) and not identically 0"
         )
     rho = np.maximum(rho, 0.0)
-    mean = rho.mean()
     for axis, a in enumerate(axes):  # accept either orientation of each axis
         order = np.argsort(a)
         axes = axes[:axis] + (a[order],) + axes[axis + 1:]
         rho = np.take(rho, order, axis=axis)
-    theta = axes[0]
+    periodic = axes[-1]
+    if np.any(np.diff(periodic) <= 0) or periodic[-1] - periodic[0] >= 2 * np.pi:
+        name = "theta" if rho.ndim == 1 else "phi"
+        raise InputError(f"grid {name} must hold distinct angles within one period [0, 2π)")
+    periodic = np.r_[periodic, periodic[0] + 2 * np.pi]
+    rho = np.concatenate([rho, rho[..., :1]], axis=-1)
     if rho.ndim == 1:
-        if np.any(np.diff(theta) <= 0) or theta[-1] - theta[0] >= 2 * np.pi:
-            raise InputError("grid theta must hold distinct angles within one period [0, 2π)")
-
-        def on_circle(x):
-            return np.interp(np.arctan2(x[:, 1], x[:, 0]), theta, rho, period=2 * np.pi)
-
-        return on_circle, rho.max(), mean
-    phi = axes[1]
+        return (periodic,), rho
+    theta = axes[0]
     if np.any(np.diff(theta) <= 0) or theta[0] < 0 or theta[-1] > np.pi:
         raise InputError("grid theta must hold distinct colatitudes in [0, π]")
-    if np.any(np.diff(phi) <= 0) or phi[-1] - phi[0] >= 2 * np.pi:
-        raise InputError("grid phi must hold distinct longitudes within one period [0, 2π)")
-    # Close the grid: the poles carry the mean of the nearest ring, φ wraps around.
     if theta[0] > 0:
-        theta, rho = np.r_[0.0, theta], np.vstack([np.full(phi.size, rho[0].mean()), rho])
+        theta, rho = np.r_[0.0, theta], np.vstack([np.full(periodic.size, rho[0, :-1].mean()), rho])
     if theta[-1] < np.pi:
-        theta, rho = np.r_[theta, np.pi], np.vstack([rho, np.full(phi.size, rho[-1].mean())])
-    phi = np.r_[phi[-1] - 2 * np.pi, phi, phi[0] + 2 * np.pi]
-    rho = np.hstack([rho[:, -1:], rho, rho[:, :1]])
-    interpolant = RegularGridInterpolator((theta, phi), rho)
+        theta, rho = np.r_[theta, np.pi], np.vstack([rho, np.full(periodic.size, rho[-1, :-1].mean())])
+    return (theta, periodic), rho
 
-    def on_sphere(x):
-        colatitude = np.arccos(np.clip(x[:, 2], -1.0, 1.0))
-        longitude = np.mod(np.arctan2(x[:, 1], x[:, 0]) - phi[1], 2 * np.pi) + phi[1]
-        return interpolant(np.column_stack([colatitude, longitude]))
 
-    return on_sphere, rho.max(), mean
+def _angles(x) -> tuple:
+    """(θ,) of points on S¹; (colatitude, longitude) of points on S²."""
+    longitude = np.arctan2(x[:, 1], x[:, 0])
+    return (longitude,) if x.shape[1] == 2 else (np.arccos(np.clip(x[:, 2], -1.0, 1.0)), longitude)
+
+
+def _from_angles(*angles) -> np.ndarray:
+    if len(angles) == 1:
+        return np.column_stack([np.cos(angles[0]), np.sin(angles[0])])
+    theta, phi = angles
+    return np.column_stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)])
+
+
+def _density_interpolant(nodes, rho):
+    """ρ as a function of points (the (bi)linear interpolant of `_density_grid`)."""
+    start = nodes[-1][0]
+    interpolant = RegularGridInterpolator(nodes, rho)
+
+    def at(x):
+        angles = _angles(x)
+        wrapped = np.minimum(np.mod(angles[-1] - start, 2 * np.pi) + start, nodes[-1][-1])
+        return interpolant(np.column_stack([*angles[:-1], wrapped]))
+
+    return at
 
 
 def _rejection_sample(rng, n, d, rho, bound, mean) -> np.ndarray:
@@ -562,7 +734,75 @@ def _rejection_sample(rng, n, d, rho, bound, mean) -> np.ndarray:
     return np.concatenate(samples)[:n]
 
 
-INITIAL_KINDS = ("uniform", "lattice", "density", "points")
+def _linear_quantiles(nodes, values, u) -> np.ndarray:
+    """s = F⁻¹(u) for F(s) = ∫_{s_0}^s f / ∫ f, f ≥ 0 piecewise linear with f(nodes) = values
+    (rows of ``values``: one per u, or one for all); exact, by the root of a quadratic in the
+    cell where F crosses u (generalized inverse: the first s with F(s) ≥ u)."""
+    h = np.diff(nodes)
+    left, right = values[:, :-1], values[:, 1:]
+    cum = np.cumsum(0.5 * h * (left + right), axis=1)
+    target = u * cum[:, -1]
+    k = np.minimum(np.count_nonzero(cum < target[:, None], axis=1), h.size - 1)
+    rows = np.arange(len(u)) if len(values) > 1 else np.zeros(len(u), dtype=int)
+    r = target - np.where(k > 0, cum[rows, k - 1], 0.0)
+    a, b = left[rows, k], right[rows, k]
+    # a s + (b − a) s² / 2h = r; the stable root 2r / (a + √(a² + 2(b − a) r/h))
+    root = a + np.sqrt(np.maximum(a * a + 2 * (b - a) * r / h[k], 0.0))
+    s = np.divide(2 * r, root, out=np.zeros_like(r), where=root > 0)
+    return nodes[k] + np.clip(s, 0.0, h[k])
+
+
+def _row_chunks(n: int, width: int):
+    """Slices of n rows such that a chunk's (rows, width) arrays hold ≤ 2²² entries."""
+    step = max(1, 2**22 // width)
+    return (slice(start, start + step) for start in range(0, n, step))
+
+
+def _quantile_tokens(n: int, nodes, rho) -> np.ndarray:
+    """n tokens at quantiles of ρ dσ (ρ the interpolant of `_density_grid`), deterministic.
+
+    S¹: θ_j = F⁻¹((j + ½)/n), F the distribution function of ρ dθ/2π from θ_0.
+    S²: the colatitude θ_j = G⁻¹((j + ½)/n), G the distribution of the colatitude under ρ dσ
+    (density ρ̄(θ) sin θ/2, ρ̄ the mean of ρ over the ring), and the longitude φ_j = F_j⁻¹(u_j),
+    F_j the distribution of ρ(θ_j, ·) over its ring, at the golden fractions
+    u_j = frac(j (3 − √5)/2): the Fibonacci lattice carried to ρ by the conditional quantile
+    (Rosenblatt) map; for ρ ≡ 1 it is `_lattice`.
+    """
+    levels = (np.arange(n) + 0.5) / n
+    if len(nodes) == 1:
+        theta = np.concatenate([_linear_quantiles(nodes[0], rho[None], levels[c]) for c in _row_chunks(n, rho.size)])
+        return _from_angles(theta)
+    theta_nodes, phi_nodes = nodes
+    # ring means (exact for the piecewise-linear ρ(θ_k, ·)), linear in θ between rings: a + bθ
+    means = (0.5 * np.diff(phi_nodes) * (rho[:, :-1] + rho[:, 1:])).sum(axis=1) / (2 * np.pi)
+    b = np.diff(means) / np.diff(theta_nodes)
+    a = means[:-1] - b * theta_nodes[:-1]
+
+    def primitive(k, t):  # ∫ (a + bt) sin t dt on ring interval k
+        return b[k] * np.sin(t) - (a[k] + b[k] * t) * np.cos(t)
+
+    cells = np.arange(b.size)
+    masses = primitive(cells, theta_nodes[1:]) - primitive(cells, theta_nodes[:-1])
+    cum = np.r_[0.0, np.cumsum(masses)]
+    target = levels * cum[-1]
+    k = np.clip(np.searchsorted(cum, target, side="left") - 1, 0, b.size - 1)
+    low, high = theta_nodes[k].copy(), theta_nodes[k + 1].copy()
+    goal = target - cum[k] + primitive(k, low)
+    for _ in range(60):  # bisection: the primitive increases on each interval
+        middle = 0.5 * (low + high)
+        below = primitive(k, middle) < goal
+        low, high = np.where(below, middle, low), np.where(below, high, middle)
+    theta = 0.5 * (low + high)
+    w = ((theta - theta_nodes[k]) / np.diff(theta_nodes)[k])[:, None]
+    golden = np.mod(np.arange(n) * ((3 - np.sqrt(5)) / 2), 1.0)
+    phi = np.empty(n)
+    for c in _row_chunks(n, phi_nodes.size):
+        rings = (1 - w[c]) * rho[k[c]] + w[c] * rho[k[c] + 1]
+        phi[c] = _linear_quantiles(phi_nodes, rings, golden[c])
+    return _from_angles(theta, phi)
+
+
+INITIAL_KINDS = ("uniform", "lattice", "density", "quantile", "points")
 
 
 def initial_tokens(
@@ -581,6 +821,8 @@ def initial_tokens(
     "lattice": equally spaced angles 2πk/n on S¹, the Fibonacci lattice on S²;
     "density": iid from ρ dσ, ρ given by grid values ``density`` on ``grid`` = (theta,) on
     S¹ or (theta, phi) on S² (bilinear interpolation, rejection sampling);
+    "quantile": deterministic, at the quantiles (j + ½)/n of ρ dσ (`_quantile_tokens`), ρ as
+    for "density";
     "points": the given ``points`` (n, d), each within ON_SPHERE_TOL of the unit sphere,
     renormalized.
     """
@@ -593,16 +835,19 @@ def initial_tokens(
             raise InputError(f"points have shape {x.shape}, but n = {n}, d = {d} were asked for")
         return x
     n = _as_integer(n, "n", 1, "the number of tokens")
-    if kind == "density":
+    if kind in ("density", "quantile"):
         if density is None or grid is None:
-            raise InputError("kind 'density' needs density (grid values) and grid = (theta,) or (theta, phi)")
-        rho, bound, mean = _density_interpolant(density, grid)
-        d_grid = np.ndim(density) + 1
+            raise InputError(f"kind '{kind}' needs density (grid values) and grid = (theta,) or (theta, phi)")
+        nodes, rho = _density_grid(density, grid)
+        d_grid = len(nodes) + 1
         if d is not None and d != d_grid:
             raise InputError(
                 f"d = {d} does not match a density on a {d_grid - 1}-dimensional grid: use d = {d_grid}"
             )
-        return _rejection_sample(np.random.default_rng(seed), n, d_grid, rho, bound, mean)
+        if kind == "quantile":
+            return _quantile_tokens(n, nodes, rho)
+        mean = np.mean(np.maximum(np.asarray(density, dtype=float), 0.0))
+        return _rejection_sample(np.random.default_rng(seed), n, d_grid, _density_interpolant(nodes, rho), rho.max(), mean)
     d = 3 if d is None else _as_integer(d, "d", 2, "the ambient dimension of S^(d-1)")
     if kind == "lattice":
         return _lattice(n, d)
@@ -761,17 +1006,22 @@ def empirical_spectrum(points, lmax: int, block: Optional[int] = None) -> np.nda
 
 
 def diagnostics(points, beta, lmax: Optional[int] = None, delta: Optional[float] = None,
-                block: Optional[int] = None) -> dict:
+                block: Optional[int] = None, *, Q=None, K=None, V=None) -> dict:
     """Scalar diagnostics of one snapshot (see the functions of the same names):
 
-    energy (identity matrices), mean_direction |x̄|, clusters (with threshold cluster_delta),
-    close_pairs (fraction of pairs with ⟨x_i,x_j⟩ > 0.999), and spectrum (l = 0..lmax) if lmax is given.
+    energy (NaN unless QᵀK = V = I, as `model.AttentionModel.has_energy`: for other matrices
+    the flow ascends no energy), mean_direction |x̄|, clusters (with threshold cluster_delta,
+    default `cluster_threshold`), close_pairs (fraction of pairs with ⟨x_i,x_j⟩ > 0.999), and
+    spectrum (l = 0..lmax) if lmax is given.
     """
     x = _as_points(points)
-    if delta is None:
-        delta = cluster_threshold(*x.shape)
+    beta = _as_beta(beta)
+    n, d = x.shape
+    delta = cluster_threshold(n, d) if delta is None else _as_delta(delta)
+    matrices = (_as_matrix(m, name, d) for m, name in ((Q, "Q"), (K, "K"), (V, "V")))
+    has_energy = AttentionModel("SA", beta, d, *matrices).has_energy  # the name does not matter
     out = {
-        "energy": energy(x, beta, block=block),
+        "energy": energy(x, beta, block=block) if has_energy else float("nan"),
         "mean_direction": mean_direction(x),
         "clusters": cluster_count(x, delta, block),
         "cluster_delta": float(delta),

@@ -126,8 +126,10 @@ class TokenSimulation:
     def __init__(self, cfg: dict):
         self.cfg = cfg
         model, tokens, tcfg = cfg["model"], cfg["particles"], cfg["time"]
+        self.matrices = {key: model.get(key) for key in ("Q", "K", "V")}
         self.field = particles.attention_field(
-            model["beta"], model["name"], tokens["d"], model.get("Q"), model.get("K"), model.get("V"), tokens.get("block")
+            model["beta"], model["name"], tokens["d"], **self.matrices, block=tokens.get("block"),
+            backend=tokens["backend"],
         )
         method = "adaptive" if tcfg["method"] == "dopri5" else tcfg["method"]
         self.stepper = particles.TokenStepper(method, tcfg.get("dt"), tcfg["rtol"])
@@ -144,11 +146,11 @@ class TokenSimulation:
         return self.stepper.step(self.field, t, x, t_stop)
 
     def diagnostics(self, x: np.ndarray) -> dict:
+        """`particles.diagnostics` with the run's matrices (energy NaN unless QᵀK = V = I); the
+        cluster threshold ``cluster_delta`` in use is recorded with every snapshot."""
         options = self.cfg["diagnostics"]
-        diag = particles.diagnostics(x, self.cfg["model"]["beta"], options["lmax"], options.get("cluster_delta"),
-                                     self.cfg["particles"].get("block"))
-        del diag["cluster_delta"]  # constant: it is in the configuration
-        return diag
+        return particles.diagnostics(x, self.cfg["model"]["beta"], options["lmax"], options.get("cluster_delta"),
+                                     self.cfg["particles"].get("block"), **self.matrices)
 
     def fields(self, x: np.ndarray) -> dict:
         return {"points": x}
@@ -160,7 +162,7 @@ class TokenSimulation:
         return saved["points"]
 
     def layout(self) -> dict:
-        return {"attrs": {"manifold": "particles"}}
+        return {"attrs": {"manifold": "particles", "backend": self.field.backend}}
 
     @staticmethod
     def describe(diag: dict) -> str:
@@ -168,7 +170,8 @@ class TokenSimulation:
 
 
 def initial_points(tokens: dict) -> np.ndarray:
-    """The initial tokens of ``[particles]`` (see docs/config.md): uniform, lattice, points or density."""
+    """The initial tokens of ``[particles]`` (see docs/config.md): uniform, lattice, points, or
+    density / quantile (iid samples / quantiles of a PDE run's density)."""
     init, n, d = tokens["init"], tokens.get("n"), tokens["d"]
     if init in ("uniform", "lattice"):
         return particles.initial_tokens(init, n, d, seed=tokens["seed"])
@@ -189,7 +192,7 @@ def initial_points(tokens: dict) -> np.ndarray:
     if len(grid) + 1 != d:
         raise InputError(f"particles.path = {tokens['path']!r} holds a {kind} run: it needs particles.d = {len(grid) + 1}, not {d}")
     density = io.read_density(tokens["path"], index)
-    return particles.initial_tokens("density", n, d, seed=tokens["seed"], density=density, grid=grid)
+    return particles.initial_tokens(init, n, d, seed=tokens["seed"], density=density, grid=grid)
 
 
 class ResolutionGuard:

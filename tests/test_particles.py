@@ -15,12 +15,14 @@ from scipy.sparse.csgraph import connected_components
 from scipy.special import eval_chebyt, eval_gegenbauer, expit, sph_harm_y
 from scipy.stats import ortho_group
 
+from spherepde import particles
 from spherepde.errors import InputError, NumericalFailure
 from spherepde.particles import (
     _DOPRI5,
     _Attention,
     _normalize,
     _rk_step,
+    attention_field,
     close_pair_fraction,
     cluster_count,
     cluster_threshold,
@@ -29,6 +31,7 @@ from spherepde.particles import (
     energy,
     initial_tokens,
     mean_direction,
+    numba_available,
     simulate,
     trajectory,
     velocity,
@@ -36,6 +39,11 @@ from spherepde.particles import (
 
 EPS = np.finfo(float).eps
 MODELS = st.sampled_from(["SA", "USA"])
+# the backends of this installation: the reference tests run on each
+BACKENDS = st.sampled_from(["numpy", "numba"] if numba_available() else ["numpy"])
+NEEDS_NUMBA = pytest.mark.skipif(
+    not numba_available(), reason="numba is not installed (optional: pip install 'spherepde[numba]')"
+)
 SEEDS = st.integers(0, 2**32 - 1)
 # β ∈ [−4, 4] with 0 drawn explicitly: the β = 0 limit must need no special case
 BETAS = st.one_of(st.just(0.0), st.floats(-4.0, 4.0))
@@ -77,11 +85,11 @@ def reference_velocity(x, beta, model, Q, K, V):
 
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 12), d=st.integers(2, 5), beta=BETAS, model=MODELS, seed=SEEDS,
-       block=st.integers(1, 14), identity=st.booleans())
-def test_blocked_velocity_equals_double_loop(n, d, beta, model, seed, block, identity):
+       block=st.integers(1, 14), identity=st.booleans(), backend=BACKENDS)
+def test_blocked_velocity_equals_double_loop(n, d, beta, model, seed, block, identity, backend):
     x = tokens(n, d, seed)
     Q, K, V = np.eye(d)[None].repeat(3, 0) if identity else matrices(d, seed + 1)
-    v = velocity(x, beta, model, Q, K, V, block=block)
+    v = velocity(x, beta, model, Q, K, V, block=block, backend=backend)
     ref, bound = reference_velocity(x, beta, model, Q, K, V)
     # Both sum n ≤ 12 terms in different orders: rounding ≤ n ε Σ|terms| ≈ 3e-15 Σ|terms|;
     # e^{z} adds |z| ε (|z| ≲ 15) and the projection one more term: 1e-12 leaves a margin of 10.
@@ -159,10 +167,91 @@ def test_sa_huge_beta_two_tokens():
         assert abs(v[0, 1] - expected) <= 1e-10 * abs(expected) + 1e-300
 
 
-def test_usa_overflow_is_a_numerical_failure():
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=NEEDS_NUMBA)])
+def test_overflow_is_a_numerical_failure(backend):
     points = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     with pytest.raises(NumericalFailure):
-        velocity(points, 700.0, "USA", Q=2 * np.eye(3))  # e^{1400} is not a double
+        velocity(points, 700.0, "USA", Q=2 * np.eye(3), backend=backend)  # e^{1400} is not a double
+    with pytest.raises(NumericalFailure):  # logits β⟨Qx, Ky⟩ = 1e310: inf − inf, NaN propagates
+        velocity(points, 1e308, "SA", Q=10 * np.eye(3), backend=backend)
+
+
+# ------------------------------------------------------------------------ compiled backend
+
+
+def term_scale(x, beta, model, Q, K, V):
+    """Σ_j w_ij |V x_j| / Z_i (SA) or (1/n) Σ_j e^{β⟨Qx_i,Kx_j⟩} |V x_j| (USA): the size of the
+    terms summed for token i, formed stably (numpy, not the code under test)."""
+    logits = beta * (x @ Q.T) @ (x @ K.T).T
+    top = logits.max(axis=1, keepdims=True)
+    w = np.exp(logits - top)
+    size = w @ np.linalg.norm(x @ V.T, axis=1)
+    return size / w.sum(axis=1) if model == "SA" else size * np.exp(top[:, 0] - np.log(len(x)))
+
+
+@NEEDS_NUMBA
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 40), d=st.integers(2, 5), beta=st.one_of(st.just(0.0), st.floats(-6.0, 6.0)),
+       model=MODELS, seed=SEEDS, block=st.integers(1, 45), identity=st.booleans())
+def test_compiled_kernel_equals_numpy(n, d, beta, model, seed, block, identity):
+    """The numba kernel against the blocked numpy path (the symmetric one for Q = K = V = I,
+    β ≥ 0), any block size (rows per block 1..45, so 1 to 40 blocks and partial last blocks).
+
+    Error budget: logits of size ≤ |β|‖B‖ (‖Q‖, ‖K‖ ≤ 6.5 in 8000 draws, typically 3: ≤ 250)
+    carry ≲ 4 ε |β|‖B‖ ≤ 2e-13 absolute, the same relative error in each weight; sums of n ≤ 40
+    terms in different order add ≲ n ε ≈ 1e-14; the exponentials differ by ≤ 1 ulp. 1e-12 of the
+    terms' size leaves a margin ≥ 4 in the worst case.
+    """
+    x = tokens(n, d, seed)
+    Q, K, V = np.eye(d)[None].repeat(3, 0) if identity else 2 * matrices(d, seed + 1)
+    compiled = velocity(x, beta, model, Q, K, V, block=block, backend="numba")
+    reference = velocity(x, beta, model, Q, K, V, backend="numpy")
+    scale = term_scale(x, beta, model, Q, K, V)
+    assert np.all(np.abs(compiled - reference).max(axis=1) <= 1e-12 * scale + 1e-300)
+
+
+@NEEDS_NUMBA
+def test_compiled_exponential_over_its_range():
+    """USA, two tokens at angle φ: v_1 = ½ e^{β cos φ} sin φ exactly, the compiled weight being
+    e^{β(cos φ − 1)}; β = 700 and cos φ from −0.011 to 1 sweep the argument over [−708, 0].
+    The argument β(⟨x_1,x_2⟩ − 1) is rounded to ≈ 3 ε β = 5e-13 absolute: tolerance 1e-12.
+    Below −708 the weight is e^{−708} instead: v_1 is ½ e^{β − 708} sin φ, still tiny."""
+    beta = 700.0
+    for c in np.r_[np.linspace(-0.011, 1.0, 301)[:-1], 1 - 1e-9]:
+        s = math.sqrt(1 - c * c)
+        points = np.array([[1.0, 0.0], [c, s]])
+        v = velocity(points, beta, "USA", backend="numba")
+        assert v[0, 1] == pytest.approx(0.5 * math.exp(beta * c) * s, rel=1e-12)
+    v = velocity(np.array([[1.0, 0.0], [-0.5, math.sqrt(0.75)]]), beta, "USA", backend="numba")
+    assert v[0, 1] == pytest.approx(0.5 * math.exp(beta - 708.0) * math.sqrt(0.75), rel=1e-12)
+
+
+@NEEDS_NUMBA
+def test_compiled_kernel_is_independent_of_the_thread_count(monkeypatch):
+    """Above _PARALLEL_PAIRS the rows are split among threads at block boundaries; each row's
+    arithmetic is the same, so the result is identical to the one-thread result, bit for bit
+    (resumed runs depend on it)."""
+    x = tokens(1100, 3, seed=4)  # n² > 2²⁰: parallel
+    for Q in (None, matrices(3, 5)[0]):  # the symmetric and the general path
+        field = attention_field(3.0, "SA", 3, Q=Q, backend="numba")
+        monkeypatch.setattr(particles.numba.config, "NUMBA_NUM_THREADS", 3)
+        split = field(x)
+        monkeypatch.setattr(particles, "_PARALLEL_PAIRS", 10**9)
+        np.testing.assert_array_equal(field(x), split)
+        monkeypatch.undo()
+
+
+def test_backends(monkeypatch):
+    """"auto" is numba when it imports, numpy otherwise; "numba" without numba is an InputError."""
+    x = tokens(5, 3, seed=0)
+    assert attention_field(1.0, "SA", 3, backend="numpy").backend == "numpy"
+    assert attention_field(1.0, "SA", 3).backend == ("numba" if numba_available() else "numpy")
+    monkeypatch.setattr(particles, "_compiled_kernel", lambda: None)  # as if numba were absent
+    assert attention_field(1.0, "SA", 3, backend="AUTO").backend == "numpy"
+    with pytest.raises(InputError, match="numba is not installed"):
+        velocity(x, 1.0, backend="numba")
+    with pytest.raises(InputError, match="backend = 'gpu'"):
+        velocity(x, 1.0, backend="gpu")
 
 
 # ------------------------------------------------------------------------ time stepping
@@ -364,6 +453,60 @@ def test_density_sampling_on_circle_and_sphere():
         assert abs(y[:, k].mean() - expected) < 5 * y[:, k].std() / np.sqrt(n)
 
 
+def test_quantile_tokens_of_the_uniform_density_are_the_lattices():
+    """ρ ≡ 1: on S² the quantile tokens are the Fibonacci lattice (z_k = 1 − (2k+1)/n, golden
+    angle), on S¹ the angles 2π(j + ½)/n; either grid orientation."""
+    colat = np.pi * (np.arange(30) + 0.5) / 30
+    lon = 2 * np.pi * np.arange(60) / 60
+    for n in (1, 2, 7, 1000):
+        x = initial_tokens("quantile", n, 3, density=np.ones((30, 60)), grid=(colat[::-1], lon))
+        # θ_j by bisection to 1e-16, then trigonometry: a few ε; 1000·golden angle carries 1e-13
+        assert np.abs(x - initial_tokens("lattice", n, 3)).max() < 1e-12
+    theta = np.linspace(0, 2 * np.pi, 50, endpoint=False)
+    y = initial_tokens("quantile", 8, density=np.full(50, 3.0), grid=(theta,))
+    np.testing.assert_allclose(np.mod(np.arctan2(y[:, 1], y[:, 0]), 2 * np.pi), 2 * np.pi * (np.arange(8) + 0.5) / 8,
+                               rtol=1e-14)
+
+
+@pytest.mark.parametrize("n", [500, 2000])
+def test_quantile_tokens_match_the_density_to_order_one_over_n(n):
+    """Low-degree coefficients ∫ Ȳ dμ_n of the quantile tokens against those of ρ dσ.
+
+    S²: ρ = 1 + 0.8 zx + 0.5 z + 0.3 (x² − y²) > 0, harmonics of degree ≤ 4 (scipy, times
+    √(4π)); exact coefficients by Gauss–Legendre × trapezoid quadrature (exact for degree ≤ 6).
+    The quantiles form a midpoint rule in z and a golden-ratio (Weyl) sequence in φ per token,
+    error O(1/n): measured n·error = 0.27, 0.22, 0.08 at n = 250, 1000, 4000; bound 0.5/n.
+    iid tokens err by ≈ 2/√n (0.09 at n = 500: 20× the bound). The grid (200 × 400) biases
+    the bilinear interpolant by O(h²) ≈ 2e-5 < 0.5/2000.
+    S¹: ρ = 1 + 0.7 cos 2θ + 0.2 sin 3θ, Fourier coefficients k = 1..6: the quantiles are a
+    midpoint rule in the distribution function, error O(1/n²) (measured 4e-6 at n = 400) down
+    to the interpolation bias (2000 nodes: 1e-6); bound 0.5/n as on S².
+    """
+    colat = np.pi * (np.arange(200) + 0.5) / 200
+    lon = 2 * np.pi * np.arange(400) / 400
+
+    def rho(colatitude, longitude):
+        s = np.sin(colatitude)
+        x, y, z = s * np.cos(longitude), s * np.sin(longitude), np.cos(colatitude)
+        return 1 + 0.8 * z * x + 0.5 * z + 0.3 * (x * x - y * y)
+
+    harmonics = [(l, m) for l in range(1, 5) for m in range(-l, l + 1)]
+    x = initial_tokens("quantile", n, 3, density=rho(*np.meshgrid(colat, lon, indexing="ij")), grid=(colat, lon))
+    t, p = np.arccos(np.clip(x[:, 2], -1, 1)), np.arctan2(x[:, 1], x[:, 0])
+    tokens_c = np.array([np.sqrt(4 * np.pi) * np.conj(sph_harm_y(l, m, t, p)).mean() for l, m in harmonics])
+    z, w = np.polynomial.legendre.leggauss(8)
+    T, P = np.meshgrid(np.arccos(z), 2 * np.pi * np.arange(16) / 16, indexing="ij")
+    W = (w / 2)[:, None] / 16
+    exact = np.array([np.sum(W * rho(T, P) * np.sqrt(4 * np.pi) * np.conj(sph_harm_y(l, m, T, P))) for l, m in harmonics])
+    assert np.abs(tokens_c - exact).max() < 0.5 / n
+
+    theta = 2 * np.pi * np.arange(2000) / 2000
+    y = initial_tokens("quantile", n, 2, density=1 + 0.7 * np.cos(2 * theta) + 0.2 * np.sin(3 * theta), grid=(theta,))
+    angle = np.arctan2(y[:, 1], y[:, 0])
+    fourier = np.array([np.exp(-1j * k * angle).mean() for k in range(1, 7)])
+    assert np.abs(fourier - [0, 0.35, -0.1j, 0, 0, 0]).max() < 0.5 / n
+
+
 def test_given_points():
     x = tokens(5, 3, seed=0)
     np.testing.assert_allclose(initial_tokens("points", points=x), x, atol=4 * EPS)
@@ -387,6 +530,10 @@ def test_given_points():
         (lambda: velocity(2 * tokens(4, 3, 0), 1.0), "norm 2"),
         (lambda: velocity(np.ones(3), 1.0), "shape (3,)"),
         (lambda: velocity(tokens(4, 3, 0), 1.0, block=0), "block = 0"),
+        (lambda: velocity(tokens(4, 3, 0), 1.0, backend="cuda"), "backend = 'cuda'"),
+        (lambda: initial_tokens("quantile", 5, 3), "needs density"),
+        (lambda: initial_tokens("quantile", 5, 3, density=np.ones(8), grid=(np.arange(8.0) / 2,)), "d = 3"),
+        (lambda: initial_tokens("quantile", 5, density=-np.ones(8), grid=(np.arange(8.0) / 2,)), "must be >= 0"),
         (lambda: simulate(tokens(4, 3, 0), 1.0, t_end=-1.0), "t_end = -1"),
         (lambda: simulate(tokens(4, 3, 0), 1.0, t_end=1.0, method="rk4"), "dt"),
         (lambda: simulate(tokens(4, 3, 0), 1.0, t_end=1.0, method="euler"), "'euler'"),
@@ -534,6 +681,17 @@ def test_uniform_tokens_have_spectrum_n_over_N(d):
     standard_error = np.sqrt(2 * dims * (n - 1) / n**3 / runs)
     assert np.all(np.abs(spectra[:, 1:].mean(axis=0) - dims / n) < 5 * standard_error)
     assert np.all(spectra[:, 0] == pytest.approx(1.0, abs=1e-13))
+
+
+def test_energy_diagnostic_needs_identity_matrices():
+    """As for the PDE (model.AttentionModel.has_energy): the energy is defined when B = QᵀK = I
+    and V = I, e.g. Q = K = R orthogonal, and NaN for other matrices (no monotone energy)."""
+    x = tokens(30, 3, seed=2)
+    R = ortho_group.rvs(3, random_state=1)
+    assert diagnostics(x, 2.0, Q=R, K=R)["energy"] == pytest.approx(energy(x, 2.0), rel=1e-15)
+    for matrices_ in ({"Q": 2 * np.eye(3)}, {"V": R}, {"Q": R}, {"K": np.diag([1.0, 1.0, 1.1])}):
+        out = diagnostics(x, 2.0, **matrices_)
+        assert math.isnan(out["energy"]) and out["mean_direction"] == mean_direction(x)
 
 
 def test_single_cluster_diagnostics():

@@ -196,7 +196,7 @@ def _check_model(model: dict, domain: dict, d: int):
         if key in model and (len(model[key]) != d or any(len(r) != d for r in model[key])):
             _fail(f"model.{key}", model[key], f"use a {d}x{d} matrix on the {domain['kind']}")
     try:
-        attention = AttentionModel(model["name"], model["beta"], d, model.get("Q"), model.get("K"), model.get("V"))
+        attention = AttentionModel.from_config(model, d)
     except InputError as exc:
         raise InputError(f"model.{exc}") from None
     if attention.zero_temperature:
@@ -321,19 +321,22 @@ def resolve_particles(config: dict) -> dict:
     return cfg
 
 
-def load(path: str | Path, resolver=resolve) -> dict:
-    """Read a TOML configuration file and resolve it (``resolver``: `resolve` or `resolve_particles`)."""
-    path = Path(path)
+def read_toml(path: str | Path, what: str = "config file") -> dict:
+    """The TOML table in the file ``path``; InputError naming the file (as ``what``) otherwise."""
     try:
         with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
-        raise InputError(f"config file {str(path)!r} does not exist") from None
+        raise InputError(f"{what} {str(path)!r} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+        raise InputError(f"{what} {str(path)!r} is not valid TOML: {exc}") from None
     except OSError as exc:
-        raise InputError(f"config file {str(path)!r} cannot be read: {exc.strerror}") from None
-    return resolver(raw)
+        raise InputError(f"{what} {str(path)!r} cannot be read: {exc.strerror}") from None
+
+
+def load(path: str | Path, resolver=resolve) -> dict:
+    """Read a TOML configuration file and resolve it (``resolver``: `resolve` or `resolve_particles`)."""
+    return resolver(read_toml(path))
 
 
 def _value(v) -> str:

@@ -6,8 +6,6 @@ non-negative on the grid.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from .errors import InputError

@@ -152,8 +152,8 @@ def kernel_bandwidth(beta: float, d: int = 3, tol: float = 1e-8) -> int:
         lmax *= 2
 
 
-def _matrix(value, name: str, d: int) -> np.ndarray:
-    """A read-only d×d float matrix (the identity for None); InputError otherwise."""
+def square_matrix(value, name: str, d: int) -> np.ndarray:
+    """``value`` as a read-only d×d float matrix (the identity for None); InputError naming ``name`` otherwise."""
     if value is None:
         m = np.eye(d)
     else:
@@ -204,7 +204,7 @@ class AttentionModel:
             raise InputError(f"beta = {self.beta} is not allowed: use a finite real number, or inf (zero temperature, SA)")
         object.__setattr__(self, "beta", beta)
         for key in ("Q", "K", "V"):
-            object.__setattr__(self, key, _matrix(getattr(self, key), key, self.d))
+            object.__setattr__(self, key, square_matrix(getattr(self, key), key, self.d))
         object.__setattr__(self, "B", self.Q.T @ self.K)
         self.B.setflags(write=False)
         if self.zero_temperature:
@@ -225,6 +225,11 @@ class AttentionModel:
                 "velocities grow like e^(|beta| ||Q^T K||) and overflow double precision beyond 700 "
                 "(SA has no such limit)"
             )
+
+    @classmethod
+    def from_config(cls, model: dict, d: int) -> "AttentionModel":
+        """The model of a configuration's [model] section (name, beta, optional Q, K, V) on S^{d-1}."""
+        return cls(model["name"], model["beta"], d, model.get("Q"), model.get("K"), model.get("V"))
 
     @property
     def normalized(self) -> bool:

@@ -30,7 +30,7 @@ from scipy.interpolate import RegularGridInterpolator
 from scipy.special import betaincinv, exprel
 
 from .errors import InputError, NumericalFailure
-from .model import AttentionModel
+from .model import AttentionModel, square_matrix
 
 #: Largest distance | |x| − 1 | at which a given point counts as lying on the unit sphere.
 #: It admits single-precision data (≈ 1e-7) and rejects unnormalized vectors; accepted
@@ -79,20 +79,6 @@ def _as_beta(beta) -> float:
     if not np.isfinite(beta):
         raise InputError(f"beta = {beta} is not allowed: use a finite real number")
     return beta
-
-
-def _as_matrix(matrix, name: str, d: int) -> np.ndarray:
-    if matrix is None:
-        return np.eye(d)
-    try:
-        m = np.array(matrix, dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} is not a matrix of numbers: expected shape ({d}, {d})") from None
-    if m.shape != (d, d):
-        raise InputError(f"{name} has shape {m.shape}: expected ({d}, {d}) for tokens in R^{d}")
-    if not np.all(np.isfinite(m)):
-        raise InputError(f"{name} contains non-finite entries: all entries must be finite")
-    return m
 
 
 def _as_integer(value, name: str, minimum: int, meaning: str) -> int:
@@ -315,7 +301,7 @@ class _Attention:
     def build(cls, beta, model, d, Q, K, V, block, backend="auto"):
         beta = _as_beta(beta)
         normalized = AttentionModel(model, beta, d).normalized
-        Q, K, V = (_as_matrix(m, name, d) for m, name in ((Q, "Q"), (K, "K"), (V, "V")))
+        Q, K, V = (square_matrix(m, name, d) for m, name in ((Q, "Q"), (K, "K"), (V, "V")))
         return cls(beta, normalized, Q.T @ K, V, _as_block(block), _as_backend(backend))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -1018,7 +1004,7 @@ def diagnostics(points, beta, lmax: Optional[int] = None, delta: Optional[float]
     beta = _as_beta(beta)
     n, d = x.shape
     delta = cluster_threshold(n, d) if delta is None else _as_delta(delta)
-    matrices = (_as_matrix(m, name, d) for m, name in ((Q, "Q"), (K, "K"), (V, "V")))
+    matrices = (square_matrix(m, name, d) for m, name in ((Q, "Q"), (K, "K"), (V, "V")))
     has_energy = AttentionModel("SA", beta, d, *matrices).has_energy  # the name does not matter
     out = {
         "energy": energy(x, beta, block=block) if has_energy else float("nan"),

@@ -67,7 +67,7 @@ class Simulation:
         self.cfg = cfg
         domain, model = cfg["domain"], cfg["model"]
         self.manifold = discretization(domain["kind"], domain["lmax"], cfg["numerics"]["threads"])
-        self.model = AttentionModel(model["name"], model["beta"], self.manifold.d, model.get("Q"), model.get("K"), model.get("V"))
+        self.model = AttentionModel.from_config(model, self.manifold.d)
         self.equation = ContinuityEquation(self.manifold, self.model)
         ini = cfg["initial"]
         self.modes = ini.get("modes") if ini["kind"] == "perturbed_uniform" else None

@@ -35,7 +35,6 @@ import os
 import re
 import sys
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,16 +171,7 @@ def plan(base: dict, axes: dict[str, list]) -> list[Run]:
 
 def load(path: str | Path) -> list[Run]:
     """The checked runs of a sweep file."""
-    try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except FileNotFoundError:
-        raise InputError(f"sweep file {str(path)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"sweep file {str(path)!r} is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise InputError(f"sweep file {str(path)!r} cannot be read: {exc.strerror}") from None
-    return plan(*parse(raw))
+    return plan(*parse(config.read_toml(path, "sweep file")))
 
 
 def file_state(path: Path, config_text: str) -> str:
@@ -220,7 +210,7 @@ def attention_model(run: dict) -> AttentionModel:
     cfg = run["config"]
     settings = cfg["model"]
     d = cfg["particles"]["d"] if run["manifold"] == "particles" else config.DOMAINS[cfg["domain"]["kind"]]
-    return AttentionModel(settings["name"], settings["beta"], d, settings.get("Q"), settings.get("K"), settings.get("V"))
+    return AttentionModel.from_config(settings, d)
 
 
 def outcome(path: str | Path) -> dict:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import make_config
-from spherepde import config, io, solver
+from spherepde import io, solver
 
 GOOD = """
 [model]

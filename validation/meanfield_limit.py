@@ -85,7 +85,7 @@ def fit_exponent(ns, values) -> float:
 def convergence(kind: str, quick: bool, work: Path) -> dict:
     """Distances between tokens and PDE at each saved time, RMS over seeds, per n."""
     cfg = setting(kind, quick)
-    d, times = DIMENSION[kind], cfg["times"]
+    times = cfg["times"]
     raw = {"model": {"name": "SA", "beta": BETA}, "domain": {"kind": kind, "lmax": cfg["lmax"]},
            "initial": {"kind": "perturbed_uniform", "amplitude": EPSILON, "modes": MODES[kind]},
            "time": {"t_end": times[-1], "save_every": 0.5, "rtol": 1e-10}}

@@ -95,7 +95,9 @@ class ZonalVelocity:
         self.mixing = (np.einsum("a...i,ij,b...j->ab...", frame, model.V, frame), _tangent(frame, Vx))
 
     def __call__(self, c: np.ndarray):
-        """ρ, X (tangent components) and, for SA, K̃∗ρ on the grid (None for USA)."""
+        """ρ, X (tangent components) and, for SA, K̃∗ρ on the grid (None for USA).
+
+        ρ and X are the manifold's work buffers: valid until the next evaluation."""
         M = self.manifold
         rho, grad = M.scalar_and_gradient(c, c * self.potential)
         if self.mixing is not None:
@@ -103,15 +105,18 @@ class ZonalVelocity:
             normal = M.synthesis(c * self.normal)
             grad = tuple(sum(A[a, b] * grad[b] for b in range(len(grad))) + s[a] * normal for a in range(len(grad)))
         if not self.normalized:
-            return rho, tuple(self.prefactor * g for g in grad), None
-        kr = M.synthesis(c * self.kernel)
-        if np.min(kr) <= 0:  # NaN passes on: the stepper rejects or reports it
-            raise NumericalFailure(
-                "K*rho is no longer positive on the grid: the density has lost resolution "
-                f"(min rho = {np.min(rho):.3g}); rerun with a larger lmax"
-            )
-        scale = 1.0 / kr
-        return rho, tuple(scale * g for g in grad), kr
+            scale, kr = self.prefactor, None
+        else:
+            kr = M.synthesis(c * self.kernel)
+            if np.min(kr) <= 0:  # NaN passes on: the stepper rejects or reports it
+                raise NumericalFailure(
+                    "K*rho is no longer positive on the grid: the density has lost resolution "
+                    f"(min rho = {np.min(rho):.3g}); rerun with a larger lmax"
+                )
+            scale = np.reciprocal(kr)
+        for g in grad:  # in place: work buffers of this evaluation, no allocation per call
+            g *= scale
+        return rho, grad, kr
 
 
 class QuadratureVelocity:
@@ -213,15 +218,17 @@ class ContinuityEquation:
         self.model = model
         self.attention = velocity if velocity is not None else velocity_field(manifold, model)
         self._last = None
+        self._flux = tuple(np.empty(manifold.grid_shape) for _ in range(manifold.d - 1))
 
     def velocity(self, c: np.ndarray):
-        """ρ, X[ρ] and, for SA with a zonal kernel, K̃∗ρ on the grid (None otherwise)."""
+        """ρ, X[ρ] and, for SA with a zonal kernel, K̃∗ρ on the grid (None otherwise); the arrays may
+        be work buffers, overwritten by the next evaluation (copy what must outlive it)."""
         return self.attention(c)
 
     def __call__(self, t: float, c: np.ndarray) -> np.ndarray:
         rho, X, _ = self.attention(c)
         self._last = (rho, X)
-        return -self.manifold.divergence(tuple(rho * v for v in X))
+        return -self.manifold.divergence(tuple(np.multiply(rho, v, out=f) for v, f in zip(X, self._flux)))
 
     def density_range(self) -> tuple[float, float]:
         """(min ρ, max ρ) on the grid at the last evaluation."""

@@ -34,3 +34,19 @@ def rate_from_series(t, values):
     """Exponential rate of a positive series from its first and last samples."""
     values = np.abs(np.asarray(values))
     return float(np.log(values[-1] / values[0]) / (t[-1] - t[0]))
+
+
+def interrupt_after(monkeypatch, updates: int):
+    """Make the run loop raise KeyboardInterrupt, as Ctrl-C would, right after its ``updates``-th
+    progress update (one per saved snapshot, the first at t = 0); returns the function undoing it."""
+    original = solver._Progress.update
+    calls = {"n": 0}
+
+    def interrupting(self, *args):
+        original(self, *args)
+        calls["n"] += 1
+        if calls["n"] == updates:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(solver._Progress, "update", interrupting)
+    return lambda: monkeypatch.setattr(solver._Progress, "update", original)

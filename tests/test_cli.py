@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import make_config
+from conftest import interrupt_after, make_config
 from spherepde import io, solver
 
 GOOD = """
@@ -121,20 +121,11 @@ def test_resume_continues_bit_for_bit(tmp_path, monkeypatch, kind):
                       initial={"kind": "perturbed_uniform", "amplitude": 0.02, "seed": 4})
     solver.run(cfg, tmp_path / "whole.h5")
 
-    calls = {"n": 0}
-    original = solver._Progress.update
-
-    def interrupt_after_three(self, *args):
-        original(self, *args)
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(solver._Progress, "update", interrupt_after_three)
+    restore = interrupt_after(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         solver.run(cfg, tmp_path / "split.h5")
     assert io.read_run(tmp_path / "split.h5")["status"] == "interrupted"
-    monkeypatch.setattr(solver._Progress, "update", original)
+    restore()
     solver.run(cfg, tmp_path / "split.h5", resume=True)
 
     whole, split = io.read_run(tmp_path / "whole.h5"), io.read_run(tmp_path / "split.h5")

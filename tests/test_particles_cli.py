@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import interrupt_after
 from spherepde import cli, config, io, particles, solver
 
 GOOD = """
@@ -197,21 +198,12 @@ def test_resume_after_an_interruption_is_bit_for_bit(tmp_path, monkeypatch, meth
         text = text.replace("rtol = 1e-9", 'method = "rk4"\ndt = 0.1')
     cfg = config.loads(text, config.resolve_particles)
     solver.run_particles(cfg, tmp_path / "whole.h5")
-    original = solver._Progress.update
-    calls = {"n": 0}
-
-    def interrupt_after_three(self, *args):
-        original(self, *args)
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(solver._Progress, "update", interrupt_after_three)
+    restore = interrupt_after(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         solver.run_particles(cfg, tmp_path / "split.h5")
     stopped = io.read_run(tmp_path / "split.h5")
     assert stopped["status"] == "interrupted" and len(stopped["t"]) == 3
-    monkeypatch.setattr(solver._Progress, "update", original)
+    restore()
     solver.run_particles(cfg, tmp_path / "split.h5", resume=True)
     run = assert_same_run(tmp_path / "split.h5", tmp_path / "whole.h5")
     assert len(run["t"]) == 9 and run["status"] == "finished"

@@ -232,6 +232,23 @@ def orthographic_mesh(ax, theta: np.ndarray, phi: np.ndarray, rho: np.ndarray, b
                          vmin=rho.min(), vmax=rho.max(), rasterized=True)
 
 
+def _hemisphere_panels(t: np.ndarray, view: np.ndarray, count: int):
+    """A figure of orthographic panels at ``count`` snapshot times (columns, titled by t): the
+    hemisphere centred on the unit vector ``view`` (top row) and the opposite one (bottom row),
+    with their graticules. Returns the figure, the axes, the snapshot indices and the two view bases."""
+    indices = snapshot_indices(len(t), count)
+    fig, axes = plt.subplots(2, len(indices), figsize=(3.6 * len(indices), 7.4), squeeze=False, layout="constrained")
+    bases = (_view_basis(view), _view_basis(-view))
+    for row, basis in enumerate(bases):
+        for ax in axes[row]:
+            _graticule(ax, basis)  # lines draw above meshes (zorder 2 > 1)
+            ax.set_aspect("equal")
+            ax.set_axis_off()
+    for k, i in enumerate(indices):
+        axes[0, k].set_title(f"t = {t[i]:g}")
+    return fig, axes, indices, bases
+
+
 def density_orthographic(path, out: Path, count: int = 3) -> Path:
     """ρ at ``count`` times on the hemisphere centred on the final maximum of ρ (top row) and
     on the opposite one (bottom row), orthographic projection, one colour scale per time."""
@@ -240,18 +257,11 @@ def density_orthographic(path, out: Path, count: int = 3) -> Path:
     final = io.read_density(path, -1)
     top = np.unravel_index(np.argmax(final), final.shape)
     view = _unit(theta[top[0]], phi[top[1]])
-    indices = snapshot_indices(len(t), count)
-    fig, axes = plt.subplots(2, len(indices), figsize=(3.6 * len(indices), 7.4), squeeze=False, layout="constrained")
+    fig, axes, indices, bases = _hemisphere_panels(t, view, count)
     for k, i in enumerate(indices):
         rho = io.read_density(path, i)
-        for row, direction in enumerate((view, -view)):
-            basis = _view_basis(direction)
-            ax = axes[row, k]
-            mesh = orthographic_mesh(ax, theta, phi, rho, basis)
-            _graticule(ax, basis)
-            ax.set_aspect("equal")
-            ax.set_axis_off()
-        axes[0, k].set_title(f"t = {t[i]:g}")
+        for row, basis in enumerate(bases):
+            mesh = orthographic_mesh(axes[row, k], theta, phi, rho, basis)
         fig.colorbar(mesh, ax=axes[:, k], orientation="horizontal", shrink=0.85, label="ρ (relative to uniform)")
     colat, lon = np.degrees(theta[top[0]]), np.degrees(phi[top[1]])
     fig.suptitle(f"density ρ(t), {_title(run)}\ntop: centred on the final maximum (colatitude {colat:.0f}°, "
@@ -344,24 +354,18 @@ def token_sphere(path, out: Path, count: int = 3) -> Path:
     view = mean / np.linalg.norm(mean) if np.linalg.norm(mean) > 1e-8 else np.array([0.0, 0.0, 1.0])
     height = start @ view
     size = float(np.clip(4000 / len(start), 1, 20))
-    indices = snapshot_indices(len(t), count)
-    fig, axes = plt.subplots(2, len(indices), figsize=(3.6 * len(indices), 7.4), squeeze=False, layout="constrained")
+    fig, axes, indices, bases = _hemisphere_panels(t, view, count)
     for k, i in enumerate(indices):
         points = io.read_points(path, i)
-        for row, direction in enumerate((view, -view)):
-            basis = _view_basis(direction)
+        for row, basis in enumerate(bases):
             x, y, depth = _orthographic(points, basis)
             ax = axes[row, k]
             ax.add_patch(plt.Circle((0, 0), 1, color="0.92", zorder=0))
-            _graticule(ax, basis)
             front = depth > 0
             dots = ax.scatter(x[front], y[front], c=height[front], s=size, cmap="coolwarm", vmin=-1, vmax=1,
                               edgecolors="none", zorder=3)
             ax.set_xlim(-1.05, 1.05)
             ax.set_ylim(-1.05, 1.05)
-            ax.set_aspect("equal")
-            ax.set_axis_off()
-        axes[0, k].set_title(f"t = {t[i]:g}")
     fig.colorbar(dots, ax=axes, orientation="horizontal", shrink=0.6, label="initial height ⟨x_i(0), view⟩")
     fig.suptitle(f"tokens, {_token_title(run, len(start))}\ntop: centred on the final mean direction; "
                  "bottom: the opposite side; grid lines every 30°", fontsize=10)

@@ -27,7 +27,7 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import logsumexp
 
-from . import io, linear
+from . import config, io, linear
 from .errors import InputError, NumericalFailure
 
 MIN_SAMPLES = 4
@@ -37,7 +37,6 @@ ROUNDOFF = 1e-12
 MIN_RISE = 0.5
 # ... and deviate from its fitted line by at most this fraction of the rise.
 MAX_DEVIATION = 0.05
-DIMENSIONS = {"circle": 2, "sphere": 3}
 
 
 class NoExponentialWindow(InputError):
@@ -238,22 +237,22 @@ def read_run(path) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray | None]:
 
 def compare_run(path) -> dict:
     """`compare_spectrum` for a run file, plus the keys run, domain and initial."""
-    t, spectrum, config, coefficients = read_run(path)
+    t, spectrum, cfg, coefficients = read_run(path)
     try:
-        name, beta = config["model"]["name"], config["model"]["beta"]
-        kind = config["domain"]["kind"]
+        name, beta = cfg["model"]["name"], cfg["model"]["beta"]
+        kind = cfg["domain"]["kind"]
     except KeyError as exc:
         raise InputError(f"the config stored in {path} lacks the key {exc}") from exc
-    if kind not in DIMENSIONS:
+    if kind not in config.DOMAINS:
         raise InputError(f"domain kind {kind!r} in {path} is not allowed: use 'sphere' or 'circle'")
-    d = DIMENSIONS[kind]
+    d = config.DOMAINS[kind]
     for key in ("Q", "K", "V"):
-        if key in config["model"] and not np.array_equal(config["model"][key], np.eye(d)):
+        if key in cfg["model"] and not np.array_equal(cfg["model"][key], np.eye(d)):
             raise InputError(
                 f"{key} in {path} is not the identity: the uniform state is then in general not "
                 "stationary and there is no linear theory around it to compare with"
             )
-    initial = config.get("initial", {})
+    initial = cfg.get("initial", {})
     modes = initial.get("modes") if coefficients is not None else None
     result = compare_spectrum(t, spectrum, beta, d, name, modes, coefficients)
     result.update(run=str(path), domain=kind, initial=initial.get("kind"))
@@ -382,7 +381,7 @@ MAX_TRANSPORT_ENTRIES = 10**8
 def _manifold(d: int, lmax: int):
     from .solver import discretization
 
-    kinds = {3: "sphere", 2: "circle"}
+    kinds = {dim: kind for kind, dim in config.DOMAINS.items()}
     if d not in kinds:
         raise InputError(f"tokens in R^{d} are not allowed here: use d = 3 (S²) or d = 2 (S¹)")
     return discretization(kinds[d], lmax)
@@ -580,12 +579,12 @@ def compare_token_run(tokens_path, pde_path, lmax: int = 16, s: float = SOBOLEV_
     from .solver import discretization
 
     tokens, pde = io.read_run(tokens_path), io.read_run(pde_path)
-    if tokens["manifold"] != "particles" or pde["manifold"] not in DIMENSIONS:
+    if tokens["manifold"] != "particles" or pde["manifold"] not in config.DOMAINS:
         raise InputError(f"compare a token run with a PDE run: {str(tokens_path)!r} holds {tokens['manifold'] or 'no'} "
                          f"tokens, {str(pde_path)!r} a {pde['manifold'] or 'non-PDE'} run")
     d, kind = tokens["config"]["particles"]["d"], pde["manifold"]
     model, reference = tokens["config"]["model"], pde["config"]["model"]
-    if DIMENSIONS[kind] != d:
+    if config.DOMAINS[kind] != d:
         raise InputError(f"tokens in R^{d} cannot be compared with a run on the {kind}")
     same_matrices = all(np.array_equal(a, b) for a, b in zip(_matrices(model, d), _matrices(reference, d)))
     if model["name"] != reference["name"] or model["beta"] != reference["beta"] or not same_matrices:

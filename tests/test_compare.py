@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
-from spherepde import compare, linear
+from spherepde import compare, config, linear
 from spherepde.errors import InputError
 
 SETTINGS = settings(deadline=None, max_examples=40)
@@ -182,7 +182,7 @@ def test_rejects_inconsistent_input():
 # --- run files ------------------------------------------------------------------------------
 
 def seeded_run(path, kind="sphere", model="SA", beta=9.0, extra=""):
-    d, l = compare.DIMENSIONS[kind], 4
+    d, l = config.DOMAINS[kind], 4
     rates = linear.growth_rates(beta, d, model, 10)
     t = np.linspace(0, 2.2 * math.log(1e3) / rates[l], 60)
     c = 1e-3 * np.exp(rates[l] * t)
@@ -198,7 +198,7 @@ def test_compare_run(tmp_path, kind, model, beta):
     rate = seeded_run(path, kind, model, beta)
     result = compare.compare_run(path)
     assert json.loads(json.dumps(result, allow_nan=False)) == result
-    assert result["dim"] == compare.DIMENSIONS[kind] and result["model"] == model.upper()
+    assert result["dim"] == config.DOMAINS[kind] and result["model"] == model.upper()
     assert (result["run"], result["domain"], result["initial"]) == (str(path), kind, "perturbed_uniform")
     assert result["modes"][0]["measured_rate"] == pytest.approx(rate, rel=1e-12)
     assert result["degrees"][3]["measured_rate"] == pytest.approx(rate, rel=1e-12)

@@ -1,7 +1,7 @@
 # One command per job; each creates .venv/ and installs what is missing first.
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-slow docs bench clean
+.PHONY: setup demo test test-slow docs typecheck bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -17,6 +17,9 @@ test-slow: setup  ## validation-grade runs marked slow
 
 docs: setup  ## the documentation site in docs/_build/html (Sphinx; warnings are errors)
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+typecheck: setup  ## mypy on the package (CI runs it)
+	$(PY) -m mypy
 
 bench: setup  ## cost of a right-hand side vs the transforms it needs (S², S¹, general-B quadrature); a few minutes
 	$(PY) benchmarks/bench_rhs.py

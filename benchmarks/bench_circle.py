@@ -6,7 +6,7 @@ against a first-order finite-volume scheme.
    transforms, and of one right-hand side -∂_θ(ρX[ρ]) for SA and USA at β = 5 (two backward
    transforms in one batched plan, one more for SA's K∗ρ, one forward transform, and the
    products on the grid). The ratio RHS / pair is the figure of merit (target ≤ 6).
-2. The Ott–Antonsen solution (β = 0, R0 = 0.5, ψ = 0.7, theory.md §6) to T = 2: error
+2. The Ott–Antonsen solution (β = 0, R0 = 0.5, ψ = 0.7, docs/mathematics.md) to T = 2: error
    |R(T) - R_exact(T)| and wall time of
    - the spectral solver (the package's Circle, ContinuityEquation and adaptive Dormand–Prince,
      no file output) over K = 4 … 64 and rtol = 1e-3 … 1e-11;
@@ -26,10 +26,10 @@ import time
 import numpy as np
 from timing import median_time
 
-from spherepde.circle import Circle
+from spherepde.manifolds import Circle
 from spherepde.dynamics import ContinuityEquation
-from spherepde.initial import wrapped_cauchy
-from spherepde.integrate import DormandPrince
+from spherepde.profiles import wrapped_cauchy
+from spherepde.integrate import DOPRI5, DeviationNorm, Stepper
 from spherepde.model import AttentionModel
 
 R0, PSI, T = 0.5, 0.7, 2.0
@@ -81,7 +81,7 @@ def spectral(K: int, rtol: float) -> tuple[float, float]:
     start = time.perf_counter()
     F = ContinuityEquation(M, AttentionModel("SA", 0.0, d=2))
     c = M.analysis(wrapped_cauchy(M.theta, R0, PSI))
-    stepper = DormandPrince(rtol, max_step=F.max_step)
+    stepper = Stepper(DOPRI5, rtol=rtol, norm=DeviationNorm(rtol), max_step=F.max_step)
     t = 0.0
     while t < T:
         t, c = stepper.step(F, t, c, T)

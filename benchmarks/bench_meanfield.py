@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_meanfield.py [--target 0.01] [--max-n 16000] [--seeds 6]
 
-SA, β = 9, d = 3 (S²): l* = 4, λ_4 = 0.703145 (theory.md §5).
+SA, β = 9, d = 3 (S²): l* = 4, λ_4 = 0.703145 (docs/mathematics.md).
 - PDE: ρ₀ = 1 + 10⁻⁶ Y_40 at lmax = 20 (the kernel's bandwidth at 10⁻⁸), DOPRI5 rtol 10⁻¹⁰,
   t ≤ 6/λ_4 (amplitude ≤ 10⁻³: linear), λ_4 = the least-squares slope of log|a_40(t)|, as in
   validation/linear_vs_pde.py. Timed twice, before and after the token runs (machine load).
@@ -19,19 +19,17 @@ All timings in this one process, side by side.
 import argparse
 import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-from spherepde import compare, config, io, linear, particles, solver
-from spherepde.sphere import Sphere
+from spherepde import config, linear, meanfield, solver, tokens
+from spherepde.manifolds import Sphere
 
 BETA, D, STAR, DT, T_END = 9.0, 3, 4, 0.25, 1.0
 
 
-def pde_rate(workdir: Path) -> tuple[float, float]:
+def pde_rate() -> tuple[float, float]:
     """(λ_4 measured by a PDE run, wall seconds)."""
     lam = linear.growth_rates(BETA, D, "SA", STAR)[STAR]
     t_end = 6.0 / lam
@@ -39,8 +37,7 @@ def pde_rate(workdir: Path) -> tuple[float, float]:
                           "initial": {"kind": "perturbed_uniform", "amplitude": 1e-6, "modes": [[STAR, 0]]},
                           "time": {"t_end": t_end, "save_every": t_end / 12, "rtol": 1e-10}})
     start = time.perf_counter()
-    solver.run(cfg, workdir / "pde.h5")
-    run = io.read_run(workdir / "pde.h5")
+    run = solver.simulate(cfg)
     rate = np.polyfit(run["t"], np.log(np.abs(run["diagnostics"]["modes"][:, 0])), 1)[0]
     return float(rate), time.perf_counter() - start
 
@@ -50,9 +47,9 @@ def token_rate(n: int, seed: int) -> tuple[float, float]:
     times = np.arange(0.0, T_END + 1e-9, DT)
     M = Sphere(STAR)
     start = time.perf_counter()
-    x0 = particles.initial_tokens("uniform", n, D, seed=seed)
-    energy = np.array([np.sum(compare.empirical_coefficients(x, M)[M.real_degrees == STAR] ** 2)
-                       for _, x in particles.trajectory(x0, BETA, "SA", save_times=times, method="rk4", dt=DT)])
+    x0 = tokens.initial_tokens("uniform", n, D, seed=seed)
+    energy = np.array([np.sum(meanfield.empirical_coefficients(x, M)[M.real_degrees == STAR] ** 2)
+                       for _, x in tokens.trajectory(x0, BETA, "SA", save_times=times, method="rk4", dt=DT)])
     seconds = time.perf_counter() - start
     return float(np.polyfit(times, 0.5 * np.log(energy), 1)[0]), seconds
 
@@ -66,33 +63,32 @@ def main():
     lam = linear.growth_rates(BETA, D, "SA", STAR)[STAR]
     print(f"# {os.cpu_count()} cores, numpy {np.__version__}, load average {os.getloadavg()[0]:.2f}")
     print(f"# SA, beta = {BETA:g}, d = {D}: lambda_{STAR} = {lam:.6f}, target {args.target:.1%}")
-    with tempfile.TemporaryDirectory() as tmp:
-        rate, before = pde_rate(Path(tmp))
-        print(f"PDE: lambda = {rate:.6f} (error {rate / lam - 1:+.2e}), {before:.2f} s", flush=True)
-        print(f"{'n':>6} {'seeds':>5} {'mean error':>10} {'RMS error':>9} {'s per run':>9}  single-run errors")
-        ladder, n = [], 1000
-        while n <= args.max_n:
-            runs = [token_rate(n, seed) for seed in range(args.seeds)]
-            errors = np.array([r / lam - 1 for r, _ in runs])
-            rms, seconds = float(np.sqrt(np.mean(errors**2))), float(np.mean([s for _, s in runs]))
-            ladder.append((n, rms, seconds))
-            print(f"{n:>6} {args.seeds:>5} {errors.mean():>+10.2%} {rms:>9.2%} {seconds:>9.1f}  "
-                  + " ".join(f"{e:+.2%}" for e in errors), flush=True)
-            if rms <= args.target:
-                break
-            n *= 2
-        ns, rms = np.array([r[0] for r in ladder], float), np.array([r[1] for r in ladder])
-        slope = np.polyfit(np.log(ns), np.log(rms), 1)[0] if len(ns) > 1 else float("nan")
-        C = float(np.exp(np.mean(np.log(rms * np.sqrt(ns)))))
-        print(f"RMS error ~ n^{slope:.2f} (free fit); with n^-1/2: C = {C:.2f}", flush=True)
-        if rms[-1] <= args.target:
-            needed, seconds = int(ns[-1]), ladder[-1][2]
-            how = "measured on the ladder"
-        else:
-            needed = int(1000 * np.ceil((C / args.target) ** 2 / 1000))
-            rate, seconds = token_rate(needed, 12345)
-            how = f"from C/sqrt(n) = {args.target:.0%}; one run there has error {rate / lam - 1:+.2%}"
-        rate, after = pde_rate(Path(tmp))
+    rate, before = pde_rate()
+    print(f"PDE: lambda = {rate:.6f} (error {rate / lam - 1:+.2e}), {before:.2f} s", flush=True)
+    print(f"{'n':>6} {'seeds':>5} {'mean error':>10} {'RMS error':>9} {'s per run':>9}  single-run errors")
+    ladder, n = [], 1000
+    while n <= args.max_n:
+        runs = [token_rate(n, seed) for seed in range(args.seeds)]
+        errors = np.array([r / lam - 1 for r, _ in runs])
+        rms, seconds = float(np.sqrt(np.mean(errors**2))), float(np.mean([s for _, s in runs]))
+        ladder.append((n, rms, seconds))
+        print(f"{n:>6} {args.seeds:>5} {errors.mean():>+10.2%} {rms:>9.2%} {seconds:>9.1f}  "
+              + " ".join(f"{e:+.2%}" for e in errors), flush=True)
+        if rms <= args.target:
+            break
+        n *= 2
+    ns, rms = np.array([r[0] for r in ladder], float), np.array([r[1] for r in ladder])
+    slope = np.polyfit(np.log(ns), np.log(rms), 1)[0] if len(ns) > 1 else float("nan")
+    C = float(np.exp(np.mean(np.log(rms * np.sqrt(ns)))))
+    print(f"RMS error ~ n^{slope:.2f} (free fit); with n^-1/2: C = {C:.2f}", flush=True)
+    if rms[-1] <= args.target:
+        needed, seconds = int(ns[-1]), ladder[-1][2]
+        how = "measured on the ladder"
+    else:
+        needed = int(1000 * np.ceil((C / args.target) ** 2 / 1000))
+        rate, seconds = token_rate(needed, 12345)
+        how = f"from C/sqrt(n) = {args.target:.0%}; one run there has error {rate / lam - 1:+.2%}"
+    rate, after = pde_rate()
     pde_seconds = 0.5 * (before + after)
     print(f"PDE again: {after:.2f} s; mean {pde_seconds:.2f} s")
     print(f"tokens: n = {needed} for an RMS error of {args.target:.0%} ({how}): {seconds:.1f} s per run, "

@@ -4,9 +4,9 @@
         [--max-double-n 500] [--beta 9] [--model SA] [--d 3] [--matrices identity|random]
 
 Velocity fields, all for general Q, K, V and the same RK4 step:
-- numba:       `spherepde.particles`, backend "numba" (compiled, threads over row blocks; the
+- numba:       `spherepde.tokens`, backend "numba" (compiled, threads over row blocks; the
                default when numba is installed);
-- numpy:       `spherepde.particles`, backend "numpy" (target rows in cache-sized blocks,
+- numpy:       `spherepde.tokens`, backend "numpy" (target rows in cache-sized blocks,
                stabilized softmax; for Q = K = V = I, β ≥ 0 the symmetric half-triangle path);
 - row loop:    a Python loop over tokens i with numpy over j, as in published notebooks;
 - matrix:      the full n×n attention matrix in one go (memory n²: n ≤ --max-matrix-n);
@@ -26,7 +26,9 @@ import tracemalloc
 
 import numpy as np
 
-from spherepde.particles import _normalize, attention_field, initial_tokens, numba_available
+from spherepde.integrate import normalize_rows as _normalize
+from spherepde.kernels import numba_available
+from spherepde.tokens import attention_field, initial_tokens
 
 
 def velocity_row_loop(x, beta, Q, K, V, normalized):
@@ -42,7 +44,7 @@ def velocity_row_loop(x, beta, Q, K, V, normalized):
 
 
 def velocity_double_loop(x, beta, Q, K, V, normalized):
-    """theory.md §2 as written: for every i, for every j, e^{β⟨Qx_i,Kx_j⟩} V x_j (no stabilization)."""
+    """The token velocity as written: for every i, for every j, e^{β⟨Qx_i,Kx_j⟩} V x_j (no stabilization)."""
     n, d = x.shape
     v = np.empty_like(x)
     for i in range(n):

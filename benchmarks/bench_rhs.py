@@ -16,7 +16,7 @@ from timing import median_time
 
 from spherepde.dynamics import ContinuityEquation
 from spherepde.model import AttentionModel
-from spherepde.sphere import Sphere
+from spherepde.manifolds import Sphere
 
 
 

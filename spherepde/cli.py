@@ -1,4 +1,4 @@
-"""The ``spherepde`` command (design.md §2).
+"""The ``spherepde`` command (docs/cli.md).
 
 Exit codes: 0 success, 2 invalid input (one line on stderr), 1 numerical failure
 (the run file keeps the last good state), 130 interrupted (checkpoint kept).
@@ -19,11 +19,9 @@ from .errors import InputError, NumericalFailure
 def _cmd_run(args) -> int:
     from . import config, solver
 
-    if args.command == "particles":
-        resolver, run = config.resolve_particles, solver.run_particles
-    else:
-        resolver, run = config.resolve, solver.run
-    summary = run(config.load(args.config, resolver), args.out, resume=args.resume, progress=False if args.quiet else None)
+    resolver = config.resolve_particles if args.command == "particles" else config.resolve
+    summary = solver.run(config.load(args.config, resolver), args.out, resume=args.resume,
+                         progress=False if args.quiet else None)
     print(f"finished: t = {summary['t']:g}, {summary['snapshots']} snapshots, {summary['steps']} steps, "
           f"{summary['wall_time']:.1f} s -> {args.out}", file=sys.stderr)
     return 0
@@ -114,7 +112,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="spherepde", description="Mean-field PDE of self-attention dynamics on S² and S¹.")
+    parser = _Parser(prog="spherepde", description="Mean-field PDE of self-attention dynamics on S², S¹ and S^(d-1) (zonal).")
     parser.add_argument("--version", action="version", version=f"spherepde {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -1,6 +1,6 @@
 """The main job: SA at β = 9 on S² from a seeded random perturbation of the uniform state.
 
-Runs through the linear phase (the degree-4 band wins, theory.md §5) into the
+Runs through the linear phase (the degree-4 band wins, docs/mathematics.md) into the
 formation of clusters, writes the run file and figures, and prints a summary
 comparing the run with linear theory.
 """
@@ -37,12 +37,11 @@ rtol = 1e-8
 def summary(path) -> str:
     """A one-screen text summary of a run next to the linear prediction."""
     run = io.read_run(path)
-    cfg, t, diag = run["config"], run["t"], run["diagnostics"]
-    model, domain = cfg["model"], cfg["domain"]
-    d = config.DOMAINS[domain["kind"]]
-    theory = linear.report(model["beta"], d, model["name"])
+    cfg, t, diag = config.loads(run["config_text"]), run["t"], run["diagnostics"]
+    model, domain = cfg.model, cfg.domain
+    theory = linear.report(model.beta, domain.d, model.name)
     lines = [
-        f"run {path}: {model['name']} beta = {model['beta']:g} on the {domain['kind']}, lmax = {domain['lmax']}, "
+        f"run {path}: {model.name} beta = {model.beta:g} on the {domain.kind}, lmax = {domain.lmax}, "
         f"t = 0..{t[-1]:g} ({len(t)} snapshots, status {run['status']})",
         f"linear theory: winning degree l* = {theory['dominant_degree']} at rate {theory['max_growth_rate']:.6g}, "
         f"selectivity lambda_l*/lambda_next = {theory['selectivity']:.4f}",

@@ -3,13 +3,13 @@
 Definitions (σ-normalized real coefficients a_lm, E_l = Σ_m a_lm²):
 
 - mass ∫ρ dσ (quadrature on the grid);
-- energy E_β = (1/2β) Σ_l ĥ_l E_l (theory.md §4); at β = 0 its mass-independent
+- energy E_β = (1/2β) Σ_l ĥ_l E_l (docs/mathematics.md, "Energy"); at β = 0 its mass-independent
   limit ½ Σ_{l≥1} (ĥ_l/β) E_l = E_1/(2d); ``energy_scaled`` = e^{-|β|} E_β is
   always finite (E_β overflows to inf for |β| > 709);
 - energy_rate = ∫ (K∗ρ)^s |X|² ρ dσ (s = 1 for SA, 0 for USA), which equals
-  dE_β/dt for the exact flow (theory.md §4); inf where it overflows;
+  dE_β/dt for the exact flow; inf where it overflows;
 - energy, energy_scaled and energy_rate are NaN unless QᵀK = V = I (and β finite): for
-  general matrices there is no monotone energy (theory.md §4), so none is claimed;
+  general matrices there is no monotone energy, so none is claimed;
 - tail_energy = Σ_{l in the top 10% of degrees} E_l / Σ_l E_l, the resolution
   indicator: a run stops when it exceeds ``[numerics] max_tail_energy``;
 - mean_direction |∫ x ρ dσ| = √(E_1/d);
@@ -17,11 +17,13 @@ Definitions (σ-normalized real coefficients a_lm, E_l = Σ_m a_lm²):
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from .harmonics import LOG_MAX_FLOAT
+from .manifolds import Manifold
 
 TOP_FRACTION = 0.1
 
@@ -43,7 +45,7 @@ def energy_scaled(equation, spectrum: np.ndarray) -> float:
 
 def _unscaled(value: float, beta: float) -> float:
     """e^{|β|} · value, ±inf where that overflows."""
-    return value * math.exp(abs(beta)) if abs(beta) < 709 else math.copysign(math.inf, value)
+    return value * math.exp(abs(beta)) if abs(beta) < LOG_MAX_FLOAT else math.copysign(math.inf, value)
 
 
 def snapshot(equation, c: np.ndarray) -> dict:
@@ -75,10 +77,8 @@ def snapshot(equation, c: np.ndarray) -> dict:
 
 # --------------------------------------------------------------------------- clusters
 # A density snapshot ρ on a manifold's grid is split into the basins of attraction of its
-# peaks under steepest ascent from grid point to grid point. Neighbours: on the circle the
-# two periodic ones; on the sphere the 3×3 block in (θ, φ), periodic in φ, continued across
-# each pole (the row beyond the first ring is that ring turned by π: (-θ, φ) = (θ, φ + π)).
-# Equal values are ordered by grid index.
+# peaks under steepest ascent from grid point to grid point, among the neighbours the manifold
+# names (Manifold.neighbourhoods). Equal values are ordered by grid index.
 # Basins merge as the level ρ = s descends through the saddles between them; where two
 # merge, the one with the lower peak ρ_p ends. It is a cluster when
 #   ρ_p ≥ CLUSTER_MIN_PEAK (twice the uniform density: a near-uniform state has none),
@@ -122,22 +122,7 @@ class Clusters:
         return np.column_stack([np.arccos(np.clip(x[:, 2], -1.0, 1.0)), longitude])
 
 
-@functools.lru_cache(maxsize=16)
-def _neighbourhoods(kind: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Flat indices of each grid point's neighbourhood (the point itself first), (N, 3) or (N, 9)."""
-    index = np.arange(math.prod(shape)).reshape(shape)
-    if kind == "circle":
-        return np.stack([index, np.roll(index, 1), np.roll(index, -1)], axis=1)
-    rows, cols = np.indices(shape)
-    offsets = [(0, 0)] + [(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0)]
-    hood = []
-    for i, j in offsets:
-        across = (rows + i < 0) | (rows + i >= shape[0])  # over a pole: same ring, longitude + π
-        hood.append(index[np.clip(rows + i, 0, shape[0] - 1), (cols + j + across * (shape[1] // 2)) % shape[1]].ravel())
-    return np.stack(hood, axis=1)
-
-
-def _clusters(kind: str, rho: np.ndarray, min_peak: float, min_relative: float, min_prominence: float, complete: bool):
+def _clusters(hood: np.ndarray, rho: np.ndarray, min_peak: float, min_relative: float, min_prominence: float, complete: bool):
     """Flat indices of the cluster peaks and each grid point's cluster (-1: none), by the rules above.
 
     With ``complete=False`` saddles below (1 - min_prominence) × the peak floor are skipped: no
@@ -149,7 +134,6 @@ def _clusters(kind: str, rho: np.ndarray, min_peak: float, min_relative: float, 
         return np.array([], dtype=np.intp), np.full(values.size, -1)
     rank = np.empty(values.size, dtype=np.intp)
     rank[np.argsort(values, kind="stable")] = np.arange(values.size)
-    hood = _neighbourhoods(kind, rho.shape)
     up = hood[np.arange(values.size), np.argmax(rank[hood], axis=1)]  # the highest neighbour; a peak's is itself
     while True:  # follow every ascent path to its peak by pointer doubling
         further = up[up]
@@ -172,7 +156,7 @@ def _clusters(kind: str, rho: np.ndarray, min_peak: float, min_relative: float, 
     root = list(range(peaks.size))
     members = [[k] for k in range(peaks.size)]
     owner = np.full(peaks.size, -1)
-    found = []
+    found: list[int] = []
 
     def find(k):
         while root[k] != k:
@@ -204,20 +188,20 @@ def _clusters(kind: str, rho: np.ndarray, min_peak: float, min_relative: float, 
 
 
 def cluster_count(
-    manifold, rho: np.ndarray, min_peak: float = CLUSTER_MIN_PEAK, min_relative: float = CLUSTER_MIN_RELATIVE,
+    manifold: Manifold, rho: np.ndarray, min_peak: float = CLUSTER_MIN_PEAK, min_relative: float = CLUSTER_MIN_RELATIVE,
     min_prominence: float = CLUSTER_MIN_PROMINENCE,
 ) -> int:
     """Number of clusters of the grid density ρ (see :func:`find_clusters`)."""
-    return len(_clusters(manifold.kind, rho, min_peak, min_relative, min_prominence, complete=False)[0])
+    return len(_clusters(manifold.neighbourhoods(), rho, min_peak, min_relative, min_prominence, complete=False)[0])
 
 
 def find_clusters(
-    manifold, rho: np.ndarray, min_peak: float = CLUSTER_MIN_PEAK, min_relative: float = CLUSTER_MIN_RELATIVE,
+    manifold: Manifold, rho: np.ndarray, min_peak: float = CLUSTER_MIN_PEAK, min_relative: float = CLUSTER_MIN_RELATIVE,
     min_prominence: float = CLUSTER_MIN_PROMINENCE,
 ) -> Clusters:
     """The clusters of the grid density ρ: peaks with ρ_p ≥ max(min_peak, min_relative · max ρ) from which
     ρ falls to (1 - min_prominence) ρ_p before any higher peak, their masses and centres."""
-    peaks, owner = _clusters(manifold.kind, rho, min_peak, min_relative, min_prominence, complete=True)
+    peaks, owner = _clusters(manifold.neighbourhoods(), rho, min_peak, min_relative, min_prominence, complete=True)
     values = rho.ravel()
     weighted = (manifold.weights * rho).ravel()
     mine = owner >= 0

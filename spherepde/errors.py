@@ -1,10 +1,18 @@
 """The two ways a run can fail, with the exit codes of the command line."""
+from __future__ import annotations
 
 
 class InputError(ValueError):
-    """Invalid input (config, arguments, files): exit code 2, one line on stderr."""
+    """Invalid input (config, arguments, files): exit code 2, one line on stderr.
+
+    ``key`` is the configuration key path the error is about (e.g. ``"initial.kappa"``), when
+    there is one: the message names it too, ``key`` gives it to programs."""
 
     exit_code = 2
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 class NumericalFailure(RuntimeError):

@@ -1,41 +1,27 @@
 """Initial densities ρ₀ (relative to σ, ∫ρ₀ dσ = 1) in a manifold's coefficients.
 
-Every density is checked before a run starts: it must be resolved by the
-truncation (at most ``MAX_LOST`` of its L²(σ) norm above lmax) and
-non-negative on the grid.
+The generic kinds (a perturbation of the uniform state, a saved snapshot, a kernel estimate of
+points) are built here from the manifold's interface; closed-form profiles are the manifold's
+own (:meth:`spherepde.manifolds.Manifold.initial_profile`). Every density is checked before a run
+starts: it must be resolved by the truncation (at most ``MAX_LOST`` of its L²(σ) norm above lmax)
+and non-negative on the grid.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from . import io
+from .config import FromFile, InitialConfig, KernelEstimate, PerturbedUniform, loads
 from .errors import InputError
-from .model import funk_hecke
+from .manifolds import Manifold, manifold_from_config
+from .manifolds.sampling import uniform_points
+from .profiles import kernel_density
 
 # Largest share of ∫ρ₀² dσ that may lie beyond the truncation.
 MAX_LOST = 1e-10
 
 
-def von_mises_fisher(x: np.ndarray, mean: np.ndarray, kappa: float) -> np.ndarray:
-    """ρ(x) = e^{κ⟨x,μ⟩} / ĥ_0(κ) on S^{d-1}, μ a unit vector (density w.r.t. σ), overflow-free."""
-    d = x.shape[-1]
-    norm = funk_hecke(0, kappa, d, scaled=True)[0]  # e^{-κ} ĥ_0(κ) = e^{-κ} ∫ e^{κ⟨x,μ⟩} dσ
-    return np.exp(kappa * (x @ mean - 1.0)) / norm
-
-
-def kernel_density(x: np.ndarray, points: np.ndarray, kappa: float, block: int = 2048) -> np.ndarray:
-    """(1/n) Σ_i ρ_vMF(x; x_i, κ): the empirical measure of the points smoothed by a von Mises–Fisher kernel."""
-    out = np.zeros(x.shape[:-1])
-    for start in range(0, len(points), block):
-        out += von_mises_fisher(x, points[start : start + block].T, kappa).sum(axis=-1)
-    return out / len(points)
-
-
-def wrapped_cauchy(theta: np.ndarray, R: float, psi: float) -> np.ndarray:
-    """(1 - R²) / (1 - 2R cos(θ-ψ) + R²) on the circle (density w.r.t. σ)."""
-    return (1.0 - R * R) / (1.0 - 2.0 * R * np.cos(theta - psi) + R * R)
-
-
-def perturbation(manifold, modes=None, seed: int = 0) -> np.ndarray:
+def perturbation(manifold: Manifold, modes=None, seed: int = 0) -> np.ndarray:
     """Σ of the listed normalized real harmonics, or seeded white noise of unit L²(σ) norm.
 
     White noise: an independent N(0,1) coefficient for every normalized real harmonic of
@@ -48,109 +34,108 @@ def perturbation(manifold, modes=None, seed: int = 0) -> np.ndarray:
     else:
         for l, m in modes:
             if l == 0:
-                raise InputError(f"initial.modes entry [{l}, {m}] is not allowed: degree 0 would change the mass")
+                raise InputError(f"initial.modes entry [{l}, {m}] is not allowed: degree 0 would change the mass", "initial.modes")
             try:
                 a[manifold.real_index(l, m)] += 1.0
             except InputError as exc:
-                raise InputError(f"initial.modes: {exc}") from None
+                raise InputError(f"initial.modes: {exc}", "initial.modes") from None
     return manifold.from_real_coefficients(a)
 
 
-def _points(ini: dict, d: int) -> np.ndarray:
-    if "n" in ini:  # the very tokens a particle run with the same n and seed starts from
-        from .particles import initial_tokens
+def uniform_tokens(n: int, d: int, seed: int) -> np.ndarray:
+    """The n iid uniform tokens on S^{d-1} of ``seed`` (those of a token run with init = 'uniform')."""
+    return uniform_points(np.random.default_rng(seed), n, d)
 
-        return initial_tokens("uniform", ini["n"], d, seed=ini["seed"])
-    if "points" in ini:
-        pts = np.asarray(ini["points"], float)
+
+def _points(ini: KernelEstimate, d: int) -> np.ndarray:
+    if ini.n is not None:  # the very tokens a token run with the same n and seed starts from
+        return uniform_tokens(ini.n, d, ini.seed or 0)
+    if ini.points is not None:
+        pts = np.asarray(ini.points, float)
     else:
         try:
-            pts = np.load(ini["path"])
+            pts = np.load(str(ini.path))
         except (OSError, ValueError) as exc:
-            raise InputError(f"initial.path = {ini['path']!r} cannot be read as a .npy array: {exc}") from None
+            raise InputError(f"initial.path = {ini.path!r} cannot be read as a .npy array: {exc}", "initial.path") from None
     if pts.ndim != 2 or pts.shape[1] != d or len(pts) == 0 or not np.all(np.isfinite(pts)):
-        raise InputError(f"initial points have shape {pts.shape}: use a finite (n, {d}) array of points")
+        raise InputError(f"initial points have shape {pts.shape}: use a finite (n, {d}) array of points", "initial.points")
     radius = np.linalg.norm(pts, axis=1)
     if np.max(np.abs(radius - 1.0)) > 1e-6:
-        raise InputError(f"initial points are not on the unit sphere (|x| ranges over {radius.min():.6g}..{radius.max():.6g})")
+        raise InputError(f"initial points are not on the unit sphere (|x| ranges over {radius.min():.6g}..{radius.max():.6g})",
+                         "initial.points")
     return pts / radius[:, None]
 
 
 def saved_snapshot(path, time: float | None, section: str) -> tuple[dict, int]:
     """The PDE run file ``path`` (`io.read_run`) and the index of its snapshot at ``time``
     (default the last); errors name the keys ``<section>.path`` and ``<section>.time``."""
-    from . import io
-
     try:
         run = io.read_run(path)
     except InputError as exc:
-        raise InputError(f"{section}.path: {exc}") from None
-    if run["manifold"] not in ("sphere", "circle"):
-        raise InputError(f"{section}.path = {str(path)!r} is not a PDE run file (it holds no density)")
+        raise InputError(f"{section}.path: {exc}", f"{section}.path") from None
+    if "density" not in run["fields"]:
+        raise InputError(f"{section}.path = {str(path)!r} is not a PDE run file (it holds no density)", f"{section}.path")
     t = run["t"]
     if len(t) == 0:
-        raise InputError(f"{section}.path = {str(path)!r} holds no snapshot")
+        raise InputError(f"{section}.path = {str(path)!r} holds no snapshot", f"{section}.path")
     if time is None:
         return run, len(t) - 1
     hits = np.nonzero(np.isclose(t, time, rtol=0, atol=1e-9 * max(1.0, abs(time))))[0]
     if not hits.size:
-        raise InputError(f"{section}.time = {time} is not a saved time of {str(path)!r} (saved: {t[0]:g}..{t[-1]:g})")
+        raise InputError(f"{section}.time = {time} is not a saved time of {str(path)!r} (saved: {t[0]:g}..{t[-1]:g})",
+                         f"{section}.time")
     return run, int(hits[0])
 
 
-def _from_file(ini: dict, manifold) -> np.ndarray:
-    from . import io
-    from .solver import discretization
+def snapshot_manifold(run: dict) -> Manifold:
+    """The manifold of a PDE run file's configuration (a :func:`spherepde.io.read_run` mapping)."""
+    return manifold_from_config(loads(run["config_text"]).domain)
 
-    path = ini["path"]
-    run, i = saved_snapshot(path, ini.get("time"), "initial")
-    cfg = run["config"]
-    if cfg["domain"]["kind"] != manifold.kind:
-        raise InputError(f"initial.path = {path!r} holds a {cfg['domain']['kind']} run, not a {manifold.kind} one")
-    source = discretization(cfg["domain"]["kind"], cfg["domain"]["lmax"])
-    a = source.real_coefficients(source.analysis(io.read_density(path, i)))
+
+def _from_file(ini: FromFile, manifold: Manifold) -> np.ndarray:
+    run, i = saved_snapshot(ini.path, ini.time, "initial")
+    source = snapshot_manifold(run)
+    if source.kind != manifold.kind or source.d != manifold.d:
+        raise InputError(f"initial.path = {ini.path!r} holds a {source.kind} run in d = {source.d}, not a "
+                         f"{manifold.kind} one in d = {manifold.d}", "initial.path")
+    a = source.real_coefficients(source.analysis(io.read_density(ini.path, i)))
     b = np.zeros(manifold.real_size)
     n = min(a.size, b.size)
     b[:n] = a[:n]
     return manifold.from_real_coefficients(b)
 
 
-def initial_coefficients(cfg: dict, manifold) -> np.ndarray:
-    """The coefficients of ρ₀ described by ``cfg['initial']``, checked for resolution and sign."""
-    ini = cfg["initial"]
-    kind = ini["kind"]
-    x = manifold.points()
+def initial_coefficients(ini: InitialConfig, manifold: Manifold) -> np.ndarray:
+    """The coefficients of ρ₀ described by ``ini``, checked for resolution and sign."""
     f = None
-    if kind == "perturbed_uniform":
+    if isinstance(ini, PerturbedUniform):
         c = manifold.from_real_coefficients(np.eye(1, manifold.real_size)[0])
-        c = c + ini["amplitude"] * perturbation(manifold, ini.get("modes"), ini["seed"])
-    elif kind == "from_file":
+        c = c + ini.amplitude * perturbation(manifold, ini.modes, ini.seed)
+    elif isinstance(ini, FromFile):
         c = _from_file(ini, manifold)
     else:
-        if kind in ("von_mises_fisher", "von_mises"):
-            mean = np.asarray(ini["mean"]) if "mean" in ini else np.array([np.cos(ini["psi"]), np.sin(ini["psi"])])
-            f = von_mises_fisher(x, mean / np.linalg.norm(mean), ini["kappa"])
-        elif kind == "wrapped_cauchy":
-            f = wrapped_cauchy(np.arctan2(x[..., 1], x[..., 0]), ini["R0"], ini["psi"])
-        elif kind == "particles":
-            f = kernel_density(x, _points(ini, manifold.d), ini["bandwidth"])
+        if isinstance(ini, KernelEstimate):
+            f = kernel_density(manifold.points(), _points(ini, manifold.d), ini.bandwidth)
+        else:
+            f = manifold.initial_profile(ini)
         c = manifold.analysis(f)
     _check_density(manifold, c, f)
     return c
 
 
-def _check_density(manifold, c: np.ndarray, f: np.ndarray | None):
+def _check_density(manifold: Manifold, c: np.ndarray, f: np.ndarray | None):
     if f is not None:
         total = float(np.sum(manifold.weights * f * f))
         lost = 1.0 - float(np.sum(manifold.degree_energy(c))) / total
         if lost > MAX_LOST:
             raise InputError(
                 f"the initial density is not resolved at lmax = {manifold.lmax}: a share {lost:.2g} of its "
-                "L2 norm lies beyond it; raise domain.lmax or make the density smoother"
+                "L2 norm lies beyond it; raise domain.lmax or make the density smoother", "domain.lmax"
             )
     rho = manifold.synthesis(c)
     if not np.all(np.isfinite(rho)):
-        raise InputError("the initial density is not finite on the grid")
+        raise InputError("the initial density is not finite on the grid", "initial")
     low = float(np.min(rho))
     if low < -1e-10 * float(np.max(np.abs(rho))):
-        raise InputError(f"the initial density is negative on the grid (min = {low:.3g}): lower initial.amplitude or smooth it")
+        raise InputError(f"the initial density is negative on the grid (min = {low:.3g}): lower initial.amplitude or smooth it",
+                         "initial")

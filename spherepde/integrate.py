@@ -1,31 +1,28 @@
-"""Time steppers for dy/dt = f(t, y): adaptive Dormand–Prince 5(4) and classical RK4.
+"""Explicit Runge–Kutta time stepping: one tableau-driven engine, a registry of schemes, and the
+snapshot times of a run.
 
-Both advance by one step that never passes ``t_stop``, so a driver lands
-exactly on snapshot times. The adaptive pair measures the local error
-relative to the size of the *deviation* y[1:] (coefficient 0 is the conserved
-mean on every manifold), so that a small perturbation of the uniform state is
-integrated to relative accuracy ``rtol``.
+:class:`Stepper` advances dy/dt = f(t, y) by one accepted step that never passes ``t_stop``, so a
+driver lands exactly on snapshot times. Adaptive schemes (those with an embedded error estimate)
+accept a step when the problem's error norm is ≤ 1 and pick the next step size from it; fixed
+schemes take equal steps of at most ``dt``. Two hooks adapt the engine to a problem:
+
+- the error norm (:class:`DeviationNorm` for spectral coefficients, whose entry 0 is the conserved
+  mean; :class:`PointwiseNorm` for points on the sphere), which also proposes the first step;
+- a projection applied to every stage point and accepted state (points are renormalized onto
+  the sphere; the field is then evaluated 0-homogeneously, f(y) = F(y/|y|)).
+
+A step cap ``max_step()`` (an advective CFL limit, :data:`CFL` times the problem's 1/(lmax·max|X|))
+applies to adaptive schemes.
 """
 from __future__ import annotations
 
-from typing import Callable
+import math
+from dataclasses import dataclass
+from typing import Callable, Protocol
 
 import numpy as np
 
 from .errors import NumericalFailure
-
-# Dormand & Prince (1980), the 5th-order solution propagated, FSAL.
-_C = np.array([0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0])
-_A = [
-    [],
-    [1 / 5],
-    [3 / 40, 9 / 40],
-    [44 / 45, -56 / 15, 32 / 9],
-    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
-    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
-    [35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84],
-]
-_E = np.array([71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40])
 
 # An adaptive step is at most CFL times the advective limit 1/(lmax·max|X|): the
 # Dormand–Prince stability function has |R(iy)| ≤ 1.003 for |y| ≤ 1.5 (1.15 at 2.5),
@@ -33,11 +30,100 @@ _E = np.array([71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 52
 CFL = 1.5
 
 
-def _combine(y, h, coeffs, ks):
+@dataclass(frozen=True)
+class Tableau:
+    """An explicit Runge–Kutta method: nodes c, stage coefficients a (rows of the lower
+    triangle), weights b and, for an embedded pair, error weights e = b - b̂."""
+
+    name: str
+    order: int
+    c: tuple
+    a: tuple
+    b: tuple
+    e: tuple | None = None
+
+    @property
+    def adaptive(self) -> bool:
+        return self.e is not None
+
+    @property
+    def fsal(self) -> bool:
+        """First stage of the next step = last stage of this one (the last row of a is b)."""
+        return self.a[-1] == self.b[: len(self.a[-1])] and self.c[-1] == 1.0
+
+
+RK4 = Tableau("rk4", 4, c=(0.0, 0.5, 0.5, 1.0), a=((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)),
+              b=(1 / 6, 1 / 3, 1 / 3, 1 / 6))
+
+DOPRI5 = Tableau(  # Dormand & Prince (1980): order 5 propagated, embedded order 4, FSAL
+    "dopri5", 5,
+    c=(0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0),
+    a=(
+        (),
+        (1 / 5,),
+        (3 / 40, 9 / 40),
+        (44 / 45, -56 / 15, 32 / 9),
+        (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
+        (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
+        (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
+    ),
+    b=(35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0),
+    e=(71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40),
+)
+
+#: Every time-stepping scheme, by its name in configurations (``[time] method``).
+SCHEMES: dict[str, Tableau] = {scheme.name: scheme for scheme in (DOPRI5, RK4)}
+
+
+class ErrorNorm(Protocol):
+    def error(self, e: np.ndarray, y: np.ndarray, y_new: np.ndarray) -> float: ...
+
+    def first_step(self, y: np.ndarray, slope: np.ndarray) -> float: ...
+
+
+@dataclass(frozen=True)
+class DeviationNorm:
+    """‖e‖₂ / (atol + rtol · max(‖y[1:]‖₂, ‖y_new[1:]‖₂)): the error relative to the size of the
+    deviation from the conserved entry y[0] (the mean of a density), so that a small perturbation
+    of the uniform state is integrated to relative accuracy rtol. First step 0.01 ‖y[1:]‖/‖f‖."""
+
+    rtol: float
+    atol: float = 1e-300
+
+    def error(self, e, y, y_new) -> float:
+        size = max(float(np.linalg.norm(y[1:])), float(np.linalg.norm(y_new[1:])))
+        return float(np.linalg.norm(e)) / (self.atol + self.rtol * size)
+
+    def first_step(self, y, slope) -> float:
+        size, rate = float(np.linalg.norm(y[1:])), float(np.linalg.norm(slope))
+        return 0.01 * size / rate if size > 0 and rate > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class PointwiseNorm:
+    """max_i ‖e_i‖ / rtol over the rows e_i (points on the unit sphere: an absolute length).
+    First step 0.1 rtol^{1/5} / max_i ‖f_i‖."""
+
+    rtol: float
+
+    def error(self, e, y, y_new) -> float:
+        return float(np.max(np.linalg.norm(e, axis=-1))) / self.rtol
+
+    def first_step(self, y, slope) -> float:
+        speed = float(np.max(np.linalg.norm(slope, axis=-1))) if slope.size else 0.0
+        return 0.1 * self.rtol**0.2 / speed if speed > 0 else math.inf
+
+
+def normalize_rows(y: np.ndarray) -> np.ndarray:
+    """y/|y| row by row: the projection of points onto the unit sphere."""
+    return y / np.linalg.norm(y, axis=-1, keepdims=True)
+
+
+def _combine(y, h, coefficients, stages):
     out = y.copy()
-    for a, k in zip(coeffs, ks):
-        if a:
-            out += (h * a) * k
+    for c, k in zip(coefficients, stages):
+        if c:
+            out += (h * c) * k
     return out
 
 
@@ -46,101 +132,119 @@ def _check_finite(y, t, what="the solution became non-finite (NaN or Inf) after"
         raise NumericalFailure(f"{what} t = {t:.6g}")
 
 
-class RK4:
-    """Classical 4th-order Runge–Kutta with a fixed step ``dt`` (shortened only to land on t_stop)."""
+class Stepper:
+    """One accepted step at a time of dy/dt = f(t, y) with the tableau ``scheme``.
 
-    name = "rk4"
-
-    def __init__(self, dt: float):
-        self.dt = dt
-
-    def step(self, f: Callable, t: float, y: np.ndarray, t_stop: float):
-        h = t_stop - t if t_stop - t < self.dt * (1 + 1e-9) else self.dt
-        with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is reported below
-            k1 = f(t, y)
-            k2 = f(t + h / 2, y + (h / 2) * k1)
-            k3 = f(t + h / 2, y + (h / 2) * k2)
-            k4 = f(t + h, y + h * k3)
-            y_new = y + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
-        _check_finite(y_new, t)
-        return (t_stop if h == t_stop - t else t + h), y_new
-
-    def state(self) -> dict:
-        return {}
-
-    def restore(self, state: dict):
-        pass
-
-
-class DormandPrince:
-    """Adaptive embedded Runge–Kutta 5(4) pair with error control.
-
-    Accepts a step when ‖e‖₂ ≤ atol + rtol·‖y[1:]‖₂ (e the embedded error
-    estimate); the next step is h·min(5, max(0.2, 0.9·err^{-1/5})), capped by
-    ``CFL · max_step()`` when a velocity-based limit is supplied.
+    Adaptive: next step h·min(5, max(0.2, 0.9·err^{-1/5})) from the error norm (after a step
+    shortened to land on t_stop, the step before it is kept unless the error asks for less); no
+    step is shorter than 1e-14·max(1, |t|) (NumericalFailure: blow-up or a non-finite right-hand
+    side). Fixed: ⌈(t_stop - t)/dt⌉ equal steps up to t_stop. The first stage of a step is f at
+    the accepted state itself (FSAL schemes reuse it), so that a run continued from a saved
+    (t, y, state()) repeats the uninterrupted one bit for bit.
     """
 
-    name = "dopri5"
-
-    def __init__(self, rtol: float, atol: float = 1e-300, max_step: Callable[[], float] | None = None):
-        self.rtol = rtol
-        self.atol = atol
-        self.max_step = max_step
-        self.h = None
+    def __init__(self, scheme: Tableau, *, rtol: float | None = None, dt: float | None = None,
+                 norm: ErrorNorm | None = None, project: Callable[[np.ndarray], np.ndarray] | None = None,
+                 max_step: Callable[[], float] | None = None):
+        if scheme.adaptive and norm is None:
+            raise ValueError(f"the adaptive scheme {scheme.name} needs an error norm")
+        if not scheme.adaptive and dt is None:
+            raise ValueError(f"the fixed-step scheme {scheme.name} needs dt")
+        self.scheme, self.norm, self.project, self.max_step = scheme, norm, project, max_step
+        self.dt = dt
+        self.h: float | None = None
         self.accepted = 0
         self.rejected = 0
-        self._fsal = None
+        self._fsal: tuple[np.ndarray, np.ndarray] | None = None  # (y, f(t, y)) at the last accepted state
 
-    def _limit(self) -> float:
-        return np.inf if self.max_step is None else CFL * self.max_step()
-
-    def _first(self, f, t, y):
-        if self._fsal is not None and self._fsal[0] is y:
-            return self._fsal[1]
-        return f(t, y)
-
-    def step(self, f: Callable, t: float, y: np.ndarray, t_stop: float):
-        with np.errstate(over="ignore", invalid="ignore"):  # a blow-up shows as err = inf: rejected
-            return self._step(f, t, y, t_stop)
-
-    def _step(self, f: Callable, t: float, y: np.ndarray, t_stop: float):
-        k1 = self._first(f, t, y)
-        _check_finite(k1, t, "the right-hand side is non-finite (NaN or Inf) at the last good state,")  # no step size helps
-        if self.h is None:
-            size, slope = np.linalg.norm(y[1:]), np.linalg.norm(k1)
-            self.h = 0.01 * size / slope if slope > 0 and size > 0 else t_stop - t
-        while True:
-            h = min(self.h, self._limit())
-            clipped = h >= t_stop - t
-            if clipped:
-                h = t_stop - t
-            ks = [k1]
-            for i in range(1, 7):
-                y_new = _combine(y, h, _A[i], ks)  # the last stage point is the 5th-order solution
-                ks.append(f(t + _C[i] * h, y_new))
-            err_vec = _combine(np.zeros_like(y), h, _E, ks)
-            scale = self.atol + self.rtol * max(np.linalg.norm(y[1:]), np.linalg.norm(y_new[1:]))
-            err = np.linalg.norm(err_vec) / scale
-            finite = bool(np.isfinite(err))
-            if not finite:
-                err = np.inf
-            factor = 5.0 if err == 0 else min(5.0, max(0.2, 0.9 * err ** -0.2))
-            if err <= 1.0:
-                self.accepted += 1
-                if not (clipped and factor >= 1.0):
-                    self.h = h * factor
-                _check_finite(y_new, t)
-                self._fsal = (y_new, ks[6])
-                return (t_stop if clipped else t + h), y_new
-            self.rejected += 1
-            self.h = h * factor
-            if self.h < 1e-14 * max(1.0, abs(t)):
-                cause = ("the right-hand side is non-finite (NaN or Inf) arbitrarily close to the last good state"
-                         if not finite else "the solution is blowing up")
-                raise NumericalFailure(f"the adaptive step size underflowed at t = {t:.6g}: {cause}")
+    @property
+    def name(self) -> str:
+        return self.scheme.name
 
     def state(self) -> dict:
         return {"h": float(self.h) if self.h is not None else 0.0}
 
     def restore(self, state: dict):
         self.h = state.get("h") or None
+
+    def _stages(self, f, t, y, h, k1):
+        """All stages from the first one k1; returns (y_new, error or None, stages)."""
+        scheme, project = self.scheme, self.project
+        stages = [k1]
+        for c, row in zip(scheme.c[1:], scheme.a[1:]):
+            point = _combine(y, h, row, stages)
+            stages.append(f(t + c * h, point if project is None else project(point)))
+        y_new = point if scheme.fsal else _combine(y, h, scheme.b, stages)
+        error = _combine(np.zeros_like(y), h, scheme.e, stages) if scheme.adaptive else None
+        return y_new, error, stages
+
+    def step(self, f: Callable, t: float, y: np.ndarray, t_stop: float) -> tuple[float, np.ndarray]:
+        """(t_new, y_new) after one accepted step from (t, y) towards t_stop (never beyond it)."""
+        with np.errstate(over="ignore", invalid="ignore"):  # a blow-up shows as err = inf, or below
+            k1 = self._fsal[1] if self._fsal is not None and self._fsal[0] is y else f(t, y)
+            _check_finite(k1, t, "the right-hand side is non-finite (NaN or Inf) at the last good state,")
+            if self.scheme.adaptive:
+                t_new, y_new, stages = self._adaptive(f, t, y, t_stop, k1)
+            else:
+                assert self.dt is not None
+                steps = max(1, math.ceil((t_stop - t) / self.dt - 1e-9))
+                h = (t_stop - t) / steps
+                y_new, _, stages = self._stages(f, t, y, h, k1)
+                t_new = t_stop if steps == 1 else t + h
+        if self.project is not None:
+            y_new = self.project(y_new)
+        _check_finite(y_new, t)
+        self.accepted += 1
+        self._fsal = (y_new, stages[-1]) if self.scheme.fsal else None
+        return t_new, y_new
+
+    def _adaptive(self, f, t, y, t_stop, k1):
+        assert self.norm is not None
+        h = self.h if self.h is not None else min(self.norm.first_step(y, k1), t_stop - t)
+        limit = math.inf if self.max_step is None else CFL * self.max_step()
+        while True:
+            h_try = min(h, limit)
+            clipped = t_stop - t < 1.01 * h_try  # no sliver of a step before t_stop
+            if clipped:
+                h_try = t_stop - t
+            y_new, error, stages = self._stages(f, t, y, h_try, k1)
+            err = self.norm.error(error, y, y_new)
+            finite = math.isfinite(err)
+            if not finite:
+                err = math.inf
+            factor = 5.0 if err == 0 else min(5.0, max(0.2, 0.9 * err ** -0.2))
+            if err <= 1.0:
+                self.h = max(h, h_try * factor) if clipped else h_try * factor
+                return (t_stop if clipped else t + h_try), y_new, stages
+            self.rejected += 1
+            h = h_try * factor
+            if h < 1e-14 * max(1.0, abs(t)):
+                cause = ("the right-hand side is non-finite (NaN or Inf) arbitrarily close to the last good state"
+                         if not finite else "the solution is blowing up")
+                raise NumericalFailure(f"the adaptive step size underflowed at t = {t:.6g}: {cause}")
+
+
+def save_times(t_end: float, save_every: float, save_per_decade: int | None = None,
+               log_from: float | None = None) -> np.ndarray:
+    """The snapshot times of a run, t_end last.
+
+    Without ``save_per_decade``: 0, Δ, 2Δ, … (computed as k·Δ, not by accumulation), Δ = save_every.
+    With it (k per decade): k·Δ up to the first multiple t_s of Δ at or after ``log_from`` (default:
+    where the logarithmic step first exceeds Δ, t = Δ/(10^{1/k} - 1)), then t_s·10^{j/k}: uniform in
+    the early (linear) phase, log-spaced over the long metastable phases.
+    """
+    last = math.floor(t_end / save_every * (1 + 1e-12))
+    if save_per_decade is None:
+        times = save_every * np.arange(last + 1)
+    else:
+        ratio = 10.0 ** (1.0 / save_per_decade)
+        switch = save_every / (ratio - 1.0) if log_from is None else log_from
+        m = min(max(1, math.ceil(switch / save_every * (1 - 1e-12))), last)
+        start = save_every * m
+        count = math.floor(math.log(t_end / start) / math.log(ratio) * (1 + 1e-12)) if t_end > start else 0
+        times = np.concatenate([save_every * np.arange(m + 1), start * ratio ** np.arange(1, count + 1)])
+    if t_end - times[-1] > 1e-9 * save_every:
+        times = np.append(times, t_end)
+    else:
+        times[-1] = t_end
+    return times

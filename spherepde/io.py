@@ -1,4 +1,4 @@
-"""Run files (HDF5, design.md §2), written so that a crash never leaves an unreadable file.
+"""Run files (HDF5, docs/file-format.md), written so that a crash never leaves an unreadable file.
 
 One writer for both kinds of run. Layout: ``/t`` (n_t,); the per-snapshot fields at the root,
 ``/density`` ``(n_t, *grid)`` of a PDE run or ``/points`` (n_t, n, d) of a token run;
@@ -78,18 +78,29 @@ def _fill(dtype) -> object:
 
 
 class RunFile:
-    """Writer of one run file: ``append`` a snapshot, then ``checkpoint`` the state after it."""
+    """Writer of one run file (a sink of the run loop): ``create`` it (or ``reopen`` a stopped one),
+    ``append`` a snapshot, then ``checkpoint`` the state after it, ``finish``."""
 
-    def __init__(self, path: Path, h5: h5py.File):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._h5 = h5
+        self._file: h5py.File | None = None
+        self.n_saved = self._pending = 0
+
+    @property
+    def _h5(self) -> h5py.File:
+        if self._file is None:
+            raise RuntimeError("the run file is not open: create() or reopen() it first")
+        return self._file
+
+    def _open(self, h5: h5py.File) -> "RunFile":
+        self._file = h5
         self.n_saved = self._pending = int(self._meta()[1])
+        return self
 
     # structure (made in a temporary file, then renamed) -----------------------------
-    @classmethod
-    def create(cls, path, config_text: str, n_times: int, fields: dict, diagnostics: dict, state: dict,
+    def create(self, config_text: str, n_times: int, fields: dict, diagnostics: dict, state: dict,
                stepper_keys, attrs: dict | None = None, fixed: dict | None = None) -> "RunFile":
-        """A new file for ``n_times`` snapshots.
+        """Make the file, for ``n_times`` snapshots.
 
         ``fields`` and ``diagnostics`` map names to one snapshot's value (giving shape and type)
         of the datasets ``/<name>`` and ``/diagnostics/<name>``; ``state`` maps names to the
@@ -97,7 +108,7 @@ class RunFile:
         the stepper's scalars; ``attrs`` are root attributes besides config and version;
         ``fixed`` maps group names to arrays written once (e.g. the grid).
         """
-        path = Path(path)
+        path = self.path
         check_writable(path)
         stepper_keys = list(stepper_keys)
         tmp = path.with_name(path.name + ".tmp")
@@ -128,7 +139,7 @@ class RunFile:
             _preallocated(h5, "status", (), f"S{_MESSAGE_BYTES}", b"running")
             _preallocated(h5, "message", (), f"S{_MESSAGE_BYTES}", b"")
         os.replace(tmp, path)
-        return cls(path, h5py.File(path, "r+"))
+        return self._open(h5py.File(path, "r+"))
 
     @classmethod
     def reopen(cls, path, config_text: str, n_times: int) -> "RunFile":
@@ -144,7 +155,7 @@ class RunFile:
             grow = h5["t"].shape[0] != n_times
         if grow:
             _rewrite(path, n_times, "running", "")
-        return cls(path, h5py.File(path, "r+"))
+        return cls(path)._open(h5py.File(path, "r+"))
 
     def finish(self, status: str, message: str = ""):
         """Record how the run ended and close; a run that stopped early is trimmed to its saved snapshots."""
@@ -201,6 +212,48 @@ class RunFile:
 
     def close(self):
         self._h5.close()
+
+
+class MemoryRun:
+    """A sink of the run loop that keeps everything in memory (tests, validation scripts): the same
+    calls as :class:`RunFile`; :meth:`result` gives what :func:`read_run` gives for a file, plus the
+    per-snapshot fields under ``fields``."""
+
+    def __init__(self):
+        self.n_saved = 0
+        self._t: list[float] = []
+        self._fields: dict[str, list] = {}
+        self._diagnostics: dict[str, list] = {}
+        self._info: dict = {}
+        self._checkpoint: tuple | None = None
+
+    def create(self, config_text: str, n_times: int, fields: dict, diagnostics: dict, state: dict,
+               stepper_keys, attrs: dict | None = None, fixed: dict | None = None) -> "MemoryRun":
+        self._fields = {name: [] for name in fields}
+        self._diagnostics = {name: [] for name in diagnostics}
+        grid = dict((fixed or {}).get("grid", {}))
+        self._info = {"config_text": config_text, "config": tomllib.loads(config_text), "grid": grid,
+                      "version": __version__, "manifold": (attrs or {}).get("manifold", ""), "attrs": dict(attrs or {}),
+                      "status": "running", "message": ""}
+        return self
+
+    def append(self, t: float, fields: dict, diagnostics: dict):
+        self._t.append(t)
+        for name, value in fields.items():
+            self._fields[name].append(np.array(value, copy=True))
+        for name, value in diagnostics.items():
+            self._diagnostics[name].append(np.array(value, copy=True))
+        self.n_saved = len(self._t)
+
+    def checkpoint(self, t: float, state: dict, stepper_state: dict):
+        self._checkpoint = (t, state, stepper_state)
+
+    def finish(self, status: str, message: str = ""):
+        self._info.update(status=status, message=message)
+
+    def result(self) -> dict:
+        return {**self._info, "t": np.array(self._t), "fields": {k: np.array(v) for k, v in self._fields.items()},
+                "diagnostics": {k: np.array(v) for k, v in self._diagnostics.items()}}
 
 
 def _rewrite(path: Path, n_total: int, status: str, message: str):
@@ -291,6 +344,8 @@ def read_run(path) -> dict:
             "message": h5["message"][()].decode() if "message" in h5 else "",
             "version": h5.attrs.get("version", ""),
             "manifold": h5.attrs.get("manifold", ""),
+            "attrs": {key: value for key, value in h5.attrs.items() if key != "config"},
+            "fields": _fields(h5),
         }
 
 

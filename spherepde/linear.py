@@ -1,4 +1,4 @@
-"""Linear stability of the uniform state ρ ≡ 1 on S^{d-1} (theory.md §5).
+"""Linear stability of the uniform state ρ ≡ 1 on S^{d-1} (docs/mathematics.md, "Linear theory").
 
 A perturbation ρ = 1 + ε Y_l by a harmonic of degree l evolves as dε/dt = λ_l ε with
 
@@ -27,20 +27,20 @@ import numpy as np
 from scipy.optimize import brentq
 
 from .errors import InputError
-from .model import MODELS, log_funk_hecke
-
-# A rate at or above e^_LOG_MAX does not fit in a double.
-_LOG_MAX = math.log(np.finfo(float).max)
+from .io import check_figure_path
+from .harmonics import LOG_MAX_FLOAT, MAX_DIM, check_beta, harmonic_dimension, log_funk_hecke
+from .model import MODELS
 # The default table stops at the first degree past l* whose rate is this fraction of λ_{l*}.
 _TABLE_CUTOFF = 1e-2
 
 
 def _check(beta: float, d: int, model: str | None = None, kappa: float | None = None) -> str | None:
     """Validate the common arguments; return the model name in upper case."""
-    if isinstance(d, bool) or not isinstance(d, Integral) or d < 2:
-        raise InputError(f"dimension d = {d!r} is not allowed: use an integer d >= 2 (S^(d-1))")
-    if not isinstance(beta, Real) or not math.isfinite(beta):
+    if isinstance(d, bool) or not isinstance(d, Integral) or not 2 <= d <= MAX_DIM:
+        raise InputError(f"dimension d = {d!r} is not allowed: use an integer 2 <= d <= {MAX_DIM} (S^(d-1))")
+    if not isinstance(beta, Real):
         raise InputError(f"beta = {beta!r} is not allowed: use a finite real number")
+    check_beta(beta)
     if kappa is not None and not (isinstance(kappa, Real) and 0 < kappa < math.inf):
         raise InputError(f"kappa = {kappa!r} is not allowed: use a finite positive number (or none)")
     if model is None:
@@ -54,15 +54,6 @@ def _check(beta: float, d: int, model: str | None = None, kappa: float | None = 
 def _check_positive_integer(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
         raise InputError(f"{name} = {value!r} is not allowed: use an integer {name} >= 1")
-
-
-def harmonic_dimension(l: int, d: int) -> int:
-    """N(d,l), the number of linearly independent harmonics of degree l on S^{d-1}.
-
-    Harmonic polynomials of degree l in d variables: dim P_l - dim P_{l-2} with
-    dim P_l = C(l+d-1, d-1); N(2,l) = 2 and N(3,l) = 2l+1 for l ≥ 1.
-    """
-    return math.comb(l + d - 1, d - 1) - (math.comb(l + d - 3, d - 1) if l >= 2 else 0)
 
 
 def scaled_growth_rates(
@@ -86,7 +77,7 @@ def scaled_growth_rates(
             log_rates = np.log(eigenvalues) + logh - math.log(abs(beta))
         if name == "SA":
             log_rates -= logh[0]
-        elif log_rates.max() >= _LOG_MAX:
+        elif log_rates.max() >= LOG_MAX_FLOAT:
             s = abs(beta)
         rates = sign * math.copysign(1.0, beta) * np.exp(log_rates - s)
         rates[0] = 0.0  # mass is conserved (not -0.0 for β < 0)
@@ -96,7 +87,7 @@ def scaled_growth_rates(
 
 
 def growth_rates(beta: float, d: int, model: str, lmax: int, kappa: float | None = None) -> np.ndarray:
-    """λ_l for l = 0..lmax (theory.md §5), minus l(l+d-2)/κ with diffusion κ⁻¹Δ.
+    """λ_l for l = 0..lmax, minus l(l+d-2)/κ with diffusion κ⁻¹Δ.
 
     USA rates beyond the double range (|β| ≳ 700) come out as ±inf: use
     `scaled_growth_rates` there.
@@ -237,7 +228,8 @@ def linear_phase_duration(
     if amplitude is not None:
         log_eps = math.log(amplitude)
     else:
-        log_eps = 0.5 * math.log(harmonic_dimension(top, d) / n_tokens)
+        assert n_tokens is not None
+        log_eps = 0.5 * math.log(harmonic_dimension(d, top) / n_tokens)
     return max(0.0, -log_eps / rate * math.exp(-s))
 
 
@@ -251,7 +243,7 @@ def report(beta: float, d: int, model: str, lmax: int | None = None, kappa: floa
     Undefined or infinite values are None.
     Default L: the first degree past l*+1 whose rate is below 1% of λ_{l*}.
     """
-    name = _check(beta, d, model, kappa)
+    name = str(_check(beta, d, model, kappa))
     if lmax is None:
         lmax = _noise_free_lmax(beta, d)
     _check_positive_integer("lmax", lmax)
@@ -330,7 +322,6 @@ def plot_phase_diagram(d: int, beta_max: float, out: str | Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .io import check_figure_path
 
     _check(beta_max, d)
     if beta_max == 0:

@@ -3,9 +3,9 @@ monotone quantities, cluster count; for token runs the tokens and their diagnost
 
 :func:`plot_run` writes them all. On the sphere: ``density_maps.png`` (Mollweide),
 ``density_orthographic.png``, ``density.gif`` (and ``density.mp4`` when ffmpeg is installed);
-on the circle: ``density.png`` (θ × t heat map and line snapshots) and ``density.gif``; on both
-``energy_per_degree.png``, ``diagnostics.png`` (energy, mass error, density range) and
-``clusters.png``. Token runs (``spherepde particles``): ``tokens.png`` (d = 3, orthographic
+on the circle and for zonal densities: ``density.png`` (angle × t heat map and line snapshots) and
+``density.gif``; on all ``energy_per_degree.png``, ``diagnostics.png`` (energy, mass error, density
+range) and ``clusters.png``. Token runs (``spherepde particles``): ``tokens.png`` (d = 3, orthographic
 views) or ``token_angles.png`` (d = 2, angle against time), and ``token_diagnostics.png``.
 The energy is drawn only for models that have a monotone one (AttentionModel.has_energy);
 otherwise its panel says why there is none.
@@ -15,24 +15,42 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from . import io
+from .config import loads
+from .errors import InputError
+from .manifolds import manifold_class
+from .model import AttentionModel
 
-from . import config, io  # noqa: E402
-from .errors import InputError  # noqa: E402
-from .model import AttentionModel  # noqa: E402
-from .sweep import attention_model  # noqa: E402
+
+def _figure(figsize, layout=None) -> Figure:
+    """A figure on the Agg canvas (no pyplot, no global backend: plotting leaves the caller's matplotlib alone)."""
+    fig = Figure(figsize=figsize, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _subplots(rows: int, cols: int, figsize, layout=None, **options):
+    fig = _figure(figsize, layout)
+    return fig, fig.subplots(rows, cols, **options)
 
 
 def _save(fig, target: Path, tight: bool = True) -> Path:
-    """Write ``fig`` to ``target`` (after a tight layout unless the figure lays itself out) and close it."""
+    """Write ``fig`` to ``target`` (after a tight layout unless the figure lays itself out)."""
     if tight:
         fig.tight_layout()
     fig.savefig(target, dpi=110)
-    plt.close(fig)
     return target
+
+
+def _model(run: dict) -> AttentionModel:
+    """The attention model of a run (a :func:`spherepde.io.read_run` mapping)."""
+    return loads(run["config_text"]).attention()
 
 
 def snapshot_indices(n: int, count: int = 6) -> list[int]:
@@ -68,7 +86,7 @@ def density_maps(path, out: Path, count: int = 6) -> Path:
     indices = snapshot_indices(len(t), count)
     cols = min(3, len(indices))
     rows = -(-len(indices) // cols)
-    fig = plt.figure(figsize=(5.2 * cols, 3.2 * rows))
+    fig = _figure((5.2 * cols, 3.2 * rows))
     for k, i in enumerate(indices):
         ax = fig.add_subplot(rows, cols, k + 1, projection="mollweide")
         lon_edges, rho = _longitude_cells(phi, io.read_density(path, i))
@@ -77,30 +95,30 @@ def density_maps(path, out: Path, count: int = 6) -> Path:
         ax.set_xticklabels([])
         ax.set_yticklabels([])
         fig.colorbar(mesh, ax=ax, shrink=0.7, label="ρ (relative to uniform)")
-    model = run["config"]["model"]
-    fig.suptitle(f"density ρ(t) on S² — {model['name']}, β = {model['beta']:g}, lmax = {run['config']['domain']['lmax']}")
+    fig.suptitle(f"density ρ(t), {_title(run)}")
     return _save(fig, out / "density_maps.png")
 
 
-def circle_density(path, out: Path, count: int = 6) -> Path:
-    """Heat map of ρ(θ, t) and line snapshots on the circle."""
+def line_density(path, out: Path, count: int = 6) -> Path:
+    """Heat map of ρ(θ, t) and line snapshots on a one-dimensional grid (the circle, zonal densities)."""
     run = io.read_run(path)
     theta, t = run["grid"]["theta"], run["t"]
+    label = manifold_class(run["manifold"]).coordinate_label
     rho = np.stack([io.read_density(path, i) for i in range(len(t))])
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a, b) = _subplots(1, 2, (11, 4))
     edges_t = _cell_edges(t, t[0] - 0.5 * (t[1] - t[0]) if len(t) > 1 else t[0] - 0.5, t[-1] + 0.5 * (t[-1] - t[-2]) if len(t) > 1 else t[0] + 0.5)
     edges_th = _cell_edges(theta, theta[0] - 0.5 * (theta[1] - theta[0]), theta[-1] + 0.5 * (theta[1] - theta[0]))
     # log scale symmetric about the uniform state ρ = 1: growth and depletion look alike
     spread = max(float(rho.max()), 1 / max(float(rho.min()), 1e-3), 1 + 1e-6)
-    norm = matplotlib.colors.LogNorm(1 / spread, spread)
+    norm = LogNorm(1 / spread, spread)
     mesh = a.pcolormesh(edges_th, edges_t, np.clip(rho, 1 / spread, None), cmap="RdBu_r", norm=norm, shading="flat",
                         rasterized=True)
     fig.colorbar(mesh, ax=a, label="ρ (relative to uniform, log scale)")
-    a.set_xlabel("θ (rad)")
+    a.set_xlabel(label)
     a.set_ylabel("t (depth)")
     for i in snapshot_indices(len(t), count):
         b.plot(theta, rho[i], label=f"t = {t[i]:g}")
-    b.set_xlabel("θ (rad)")
+    b.set_xlabel(label)
     b.set_ylabel("ρ(θ) (relative to uniform)")
     b.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"density ρ(t), {_title(run)}")
@@ -112,9 +130,9 @@ def energy_per_degree(path, out: Path, degrees: int = 10) -> Path:
     run = io.read_run(path)
     t, spectrum = run["t"], run["diagnostics"]["spectrum"]
     lmax = spectrum.shape[1] - 1
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a, b) = _subplots(1, 2, (11, 4))
     for l in range(1, min(degrees, lmax) + 1):  # tab10: ten colours told apart in print
-        a.semilogy(t, spectrum[:, l], color=plt.get_cmap("tab10")((l - 1) % 10), label=f"l = {l}")
+        a.semilogy(t, spectrum[:, l], color=matplotlib.colormaps["tab10"]((l - 1) % 10), label=f"l = {l}")
     a.set_xlabel("t (depth)")
     a.set_ylabel("energy per degree E_l = Σ_m a_lm²")
     a.legend(fontsize=7, ncol=2)
@@ -135,8 +153,8 @@ def diagnostics(path, out: Path) -> Path:
     """Energy E_β (where the model has one), mass error and density range over time."""
     run = io.read_run(path)
     t, diag = run["t"], run["diagnostics"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    _energy_panel(axes[0], t, diag["energy"], attention_model(run), "energy E_β")
+    fig, axes = _subplots(1, 3, (13, 3.6))
+    _energy_panel(axes[0], t, diag["energy"], _model(run), "energy E_β")
     axes[1].semilogy(t, np.maximum(np.abs(diag["mass"] - diag["mass"][0]), 1e-17), "o-", ms=3)
     axes[1].set_ylabel("|mass(t) − mass(0)|")
     axes[1].set_title("mass error (0 drawn at 1e-17)", fontsize=9)
@@ -172,14 +190,14 @@ def _sphere_name(d: int) -> str:
 
 
 def _title(run: dict) -> str:
-    model, domain = run["config"]["model"], run["config"]["domain"]
-    where = _sphere_name(config.DOMAINS[domain["kind"]])
-    return f"{model['name']}, β = {model['beta']:g} on {where}, lmax = {domain['lmax']}"
+    cfg = loads(run["config_text"])
+    where = _sphere_name(cfg.domain.d) + (" (zonal)" if cfg.domain.kind == "zonal" else "")
+    return f"{cfg.model.name}, β = {cfg.model.beta:g} on {where}, lmax = {cfg.domain.lmax}"
 
 
 def _token_title(run: dict, n: int) -> str:
-    model = run["config"]["model"]
-    return f"{model['name']}, β = {model['beta']:g}, {n} tokens on {_sphere_name(run['config']['particles']['d'])}"
+    cfg = loads(run["config_text"])
+    return f"{cfg.model.name}, β = {cfg.model.beta:g}, {n} tokens on {_sphere_name(cfg.particles.d)}"
 
 
 def _unit(colatitude: np.ndarray, longitude: np.ndarray) -> np.ndarray:
@@ -237,7 +255,7 @@ def _hemisphere_panels(t: np.ndarray, view: np.ndarray, count: int):
     hemisphere centred on the unit vector ``view`` (top row) and the opposite one (bottom row),
     with their graticules. Returns the figure, the axes, the snapshot indices and the two view bases."""
     indices = snapshot_indices(len(t), count)
-    fig, axes = plt.subplots(2, len(indices), figsize=(3.6 * len(indices), 7.4), squeeze=False, layout="constrained")
+    fig, axes = _subplots(2, len(indices), (3.6 * len(indices), 7.4), "constrained", squeeze=False)
     bases = (_view_basis(view), _view_basis(-view))
     for row, basis in enumerate(bases):
         for ax in axes[row]:
@@ -273,7 +291,7 @@ def clusters(path, out: Path) -> Path:
     """Number of clusters (diagnostics ``clusters``) and the maximum of ρ over time."""
     run = io.read_run(path)
     t, diag = run["t"], run["diagnostics"]
-    fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
+    fig, ax = _subplots(1, 1, (6.5, 3.8), "constrained")
     ax.step(t, diag["clusters"], where="mid", color="C0", lw=2)
     ax.set_xlabel("t (depth)")
     ax.set_ylabel("number of clusters", color="C0")
@@ -298,9 +316,9 @@ def animation(path, out: Path, max_frames: int = 60, fps: int = 8) -> list[Path]
     run = io.read_run(path)
     t = run["t"]
     indices = snapshot_indices(len(t), max_frames)
-    if run["config"]["domain"]["kind"] == "sphere":
+    if "phi" in run["grid"]:
         theta, phi = run["grid"]["theta"], run["grid"]["phi"]
-        fig = plt.figure(figsize=(7, 4), layout="constrained")
+        fig = _figure((7, 4), "constrained")
         ax = fig.add_subplot(projection="mollweide")
         lon_edges, rho = _longitude_cells(phi, io.read_density(path, indices[0]))
         artist = ax.pcolormesh(lon_edges, _cell_edges(np.pi / 2 - theta, np.pi / 2, -np.pi / 2), rho, cmap="magma",
@@ -315,11 +333,11 @@ def animation(path, out: Path, max_frames: int = 60, fps: int = 8) -> list[Path]
             artist.set_clim(rho.min(), rho.max())
     else:
         theta = run["grid"]["theta"]
-        fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+        fig, ax = _subplots(1, 1, (7, 4), "constrained")
         (artist,) = ax.plot(theta, io.read_density(path, indices[0]), color="C0")
-        ax.set_xlabel("θ (rad)")
+        ax.set_xlabel(manifold_class(run["manifold"]).coordinate_label)
         ax.set_ylabel("ρ(θ) (relative to uniform)")
-        ax.set_xlim(0, 2 * np.pi)
+        ax.set_xlim(theta.min(), theta.max())
         ax.grid(alpha=0.3)
 
         def draw(i):
@@ -330,7 +348,7 @@ def animation(path, out: Path, max_frames: int = 60, fps: int = 8) -> list[Path]
 
     fig.canvas.draw()
     fig.set_layout_engine("none")  # lay out once: frames differ only in data, title and colour scale
-    writers = {out / "density.gif": mpl_animation.PillowWriter(fps=fps)}
+    writers: dict[Path, mpl_animation.AbstractMovieWriter] = {out / "density.gif": mpl_animation.PillowWriter(fps=fps)}
     if mpl_animation.writers.is_available("ffmpeg"):
         writers[out / "density.mp4"] = mpl_animation.FFMpegWriter(fps=fps)
     for target, writer in writers.items():
@@ -339,7 +357,6 @@ def animation(path, out: Path, max_frames: int = 60, fps: int = 8) -> list[Path]
                 draw(i)
                 ax.set_title(f"t = {t[i]:.4g} — {_title(run)}", fontsize=10)
                 writer.grab_frame()
-    plt.close(fig)
     return list(writers)
 
 
@@ -360,7 +377,7 @@ def token_sphere(path, out: Path, count: int = 3) -> Path:
         for row, basis in enumerate(bases):
             x, y, depth = _orthographic(points, basis)
             ax = axes[row, k]
-            ax.add_patch(plt.Circle((0, 0), 1, color="0.92", zorder=0))
+            ax.add_patch(Circle((0, 0), 1, color="0.92", zorder=0))
             front = depth > 0
             dots = ax.scatter(x[front], y[front], c=height[front], s=size, cmap="coolwarm", vmin=-1, vmax=1,
                               edgecolors="none", zorder=3)
@@ -384,12 +401,12 @@ def token_angles(path, out: Path) -> Path:
     t = run["t"]
     points = np.stack([io.read_points(path, i) for i in range(len(t))])
     angles = np.unwrap(np.mod(np.arctan2(points[..., 1], points[..., 0]), 2 * np.pi), axis=0)  # (n_t, n)
-    fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
+    fig, ax = _subplots(1, 1, (7.5, 4.5), "constrained")
     # the shifts k with angles − 2πk meeting [0, 2π]
     turns = range(int(np.ceil(angles.min() / (2 * np.pi))) - 1, int(np.floor(angles.max() / (2 * np.pi))) + 1)
     lines = [np.column_stack([t, angles[:, i] - 2 * np.pi * k]) for k in turns for i in range(angles.shape[1])]
     colours = np.tile(angles[0], len(turns))
-    collection = LineCollection(lines, array=colours, cmap="twilight", norm=plt.Normalize(0, 2 * np.pi),
+    collection = LineCollection(lines, array=colours, cmap="twilight", norm=Normalize(0, 2 * np.pi),
                                 linewidths=0.8)
     ax.add_collection(collection)
     ax.set_xlim(t[0], t[-1] if t[-1] > t[0] else t[0] + 1)
@@ -407,8 +424,8 @@ def token_diagnostics(path, out: Path) -> Path:
     fraction of a token run over time (the series of /diagnostics, see spherepde.particles)."""
     run = io.read_run(path)
     t, diag = run["t"], run["diagnostics"]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), layout="constrained")
-    _energy_panel(axes[0], t, diag["energy"], attention_model(run), "energy E_β − 1/(2β)")
+    fig, axes = _subplots(1, 4, (16, 3.6), "constrained")
+    _energy_panel(axes[0], t, diag["energy"], _model(run), "energy E_β − 1/(2β)")
     panels = (
         ("mean_direction", "|x̄| = |(1/n) Σ x_i|", "mean direction (1: one cluster)", "linear"),
         ("clusters", "number of clusters", "single-linkage clusters", "log"),
@@ -436,9 +453,10 @@ def plot_run(path, out) -> list[Path]:
     run = io.read_run(path)
     if len(run["t"]) == 0:
         raise InputError(f"run file {str(path)!r} holds no snapshot to plot")
-    if run["manifold"] == "particles":
-        pictures = {2: [token_angles], 3: [token_sphere]}.get(run["config"]["particles"]["d"], [])
+    if "points" in run["fields"] and "density" not in run["fields"]:
+        d = loads(run["config_text"]).particles.d
+        pictures = [token_angles] if d == 2 else [token_sphere] if d == 3 else []
         return [draw(path, out) for draw in (*pictures, token_diagnostics)]
-    maps = [density_maps, density_orthographic] if run["config"]["domain"]["kind"] == "sphere" else [circle_density]
+    maps = [density_maps, density_orthographic] if "phi" in run["grid"] else [line_density]
     figures = [draw(path, out) for draw in (*maps, energy_per_degree, diagnostics, clusters)]
     return figures + animation(path, out)

@@ -16,8 +16,7 @@ configuration, initial density included, before any run starts. Each run writes
 holds one row per run (columns in :data:`COLUMNS`), rewritten as runs end.
 
 Combinations with a ``[particles]`` section (from the base, or added by a swept ``particles.*``
-key) are token runs, checked by :func:`spherepde.config.resolve_particles` and run by
-:func:`spherepde.solver.run_particles`; every combination of a sweep has the same sections, so a
+key) are token runs, checked by :func:`spherepde.config.resolve_particles`; every combination of a sweep has the same sections, so a
 sweep is a token sweep (summary columns :data:`TOKEN_COLUMNS`) or a PDE sweep.
 
 Runs are tasks on a Dask cluster: a local one (one process per worker, one SHTns thread
@@ -38,13 +37,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import compare, config, initial, io, linear, solver
+from . import compare, config, io, linear, solver
+from .config import RunConfig, TokenConfig
 from .errors import InputError, NumericalFailure
+from .initial import initial_coefficients
+from .manifolds import manifold_from_config
 from .model import AttentionModel
+from .tokens.run import initial_points
 
 # Columns of summary.csv after ``run`` and the swept keys: the outcome of each PDE run.
 # l_predicted = l*(β) of linear theory with its rate λ_{l*}; empty when linear theory does
-# not apply (see linear_theory_gap). l_measured and rate_measured (the fitted growth rate of
+# not apply (AttentionModel.linear_theory_gap). l_measured and rate_measured (the fitted growth rate of
 # degree l_predicted) come from compare.compare_run over the run's exponential window;
 # l_initial is the degree that linear growth from the run's own initial spectrum makes
 # dominant. Whenever any of these is empty, linear_note says why. clusters and max_density
@@ -59,18 +62,17 @@ TOKEN_COLUMNS = ("status", "message", "t_final", "clusters", "mean_direction", "
 SUMMARY = "summary.csv"
 
 
-def is_token_run(cfg: dict) -> bool:
-    """Whether a (raw or resolved) configuration is a token run: it has a [particles] section."""
-    return "particles" in cfg
-
-
 @dataclass(frozen=True)
 class Run:
     """One combination: its file name (without .h5), swept values and resolved configuration."""
 
     name: str
     values: dict
-    config: dict
+    config: RunConfig | TokenConfig
+
+    @property
+    def tokens(self) -> bool:
+        return isinstance(self.config, TokenConfig)
 
 
 def parse(raw: dict) -> tuple[dict, dict[str, list]]:
@@ -147,17 +149,13 @@ def plan(base: dict, axes: dict[str, list]) -> list[Run]:
     for values in combinations(axes):
         name = run_name(values)
         try:
-            raw = apply(base, values)
-            if is_token_run(raw):
-                cfg = config.resolve_particles(raw)
-                solver.initial_points(cfg["particles"])
+            cfg = config.resolve_any(apply(base, values))
+            if isinstance(cfg, TokenConfig):
+                initial_points(cfg)
             else:
-                cfg = config.resolve(raw)
-                domain = cfg["domain"]
-                where = (domain["kind"], domain["lmax"])
-                if where not in manifolds:
-                    manifolds[where] = solver.discretization(*where)
-                initial.initial_coefficients(cfg, manifolds[where])
+                if cfg.domain not in manifolds:
+                    manifolds[cfg.domain] = manifold_from_config(cfg.domain)
+                initial_coefficients(cfg.initial, manifolds[cfg.domain])
         except InputError as exc:
             where = ", ".join(f"{path} = {value!r}" for path, value in values.items())
             raise InputError(f"sweep combination {where} (run {name}): {exc}") from None
@@ -192,27 +190,6 @@ def file_state(path: Path, config_text: str) -> str:
     return "resume" if len(run["t"]) else "new"
 
 
-def linear_theory_gap(model: AttentionModel) -> str:
-    """Why linear theory around ρ ≡ 1 (:mod:`spherepde.linear`) predicts nothing for ``model``;
-    '' when it does: β finite, V = I and the kernel e^{β⟨x,By⟩} that of B = QᵀK = I (any B at β = 0)."""
-    if model.zero_temperature:
-        return ("no linear-theory prediction for beta = inf: the zero-temperature velocity "
-                "P_x V B^T x/|B^T x| does not depend on rho")
-    identity_kernel = model.beta == 0 or model.kernel_beta == model.beta
-    if not identity_kernel or model.value_scale != 1.0:
-        return ("no linear-theory prediction: spherepde.linear covers Q^T K = I and V = I only "
-                "(for other matrices the uniform state is in general not stationary)")
-    return ""
-
-
-def attention_model(run: dict) -> AttentionModel:
-    """The attention model of a run, PDE or tokens (a :func:`spherepde.io.read_run` mapping)."""
-    cfg = run["config"]
-    settings = cfg["model"]
-    d = cfg["particles"]["d"] if run["manifold"] == "particles" else config.DOMAINS[cfg["domain"]["kind"]]
-    return AttentionModel.from_config(settings, d)
-
-
 def outcome(path: str | Path) -> dict:
     """The outcome columns of summary.csv (all but wall_time_s) read from a run file."""
     run = io.read_run(path)
@@ -223,22 +200,24 @@ def outcome(path: str | Path) -> dict:
         "t_final": float(run["t"][-1]),  # a finished or failed run has saved t = 0 at least
         "clusters": int(diag["clusters"][-1]),
     }
-    if run["manifold"] == "particles":
+    cfg = config.loads(run["config_text"])
+    if isinstance(cfg, TokenConfig):
         last = {key: float(diag[key][-1]) for key in ("mean_direction", "close_pairs")}
         return {**row, **last}
-    return {**row, "max_density": float(diag["max_density"][-1]), **_linear_columns(path, attention_model(run))}
+    return {**row, "max_density": float(diag["max_density"][-1]), **_linear_columns(path, cfg.attention())}
 
 
 def _linear_columns(path: str | Path, model: AttentionModel) -> dict:
     """The linear-theory columns of the PDE run ``path`` of ``model``: prediction, measurement, linear_note."""
-    gap = linear_theory_gap(model)
-    if gap:
-        return {"linear_note": gap}
-    top = linear.dominant_degree(model.beta, model.d, model.name)
-    row = {"l_predicted": top, "rate_predicted": float(linear.growth_rates(model.beta, model.d, model.name, top)[top])}
+    theory = model.linear_theory()
+    if theory is None:
+        return {"linear_note": model.linear_theory_gap()}
+    top = linear.dominant_degree(theory.beta, model.d, model.name)
+    rate = theory.speed * linear.growth_rates(theory.beta, model.d, model.name, top)[top]
+    row = {"l_predicted": top, "rate_predicted": float(rate)}
     try:
         result = compare.compare_run(path)
-    except InputError as exc:  # NoExponentialWindow, too few snapshots, or Q, K, V not each the identity
+    except InputError as exc:  # NoExponentialWindow or too few snapshots
         return {**row, "linear_note": str(exc)}
     degrees = {entry["degree"]: entry for entry in result["degrees"]}
     measured = degrees[top]["measured_rate"] if top in degrees else None
@@ -251,14 +230,13 @@ def _linear_columns(path: str | Path, model: AttentionModel) -> dict:
     }
 
 
-def execute(cfg: dict, path: str) -> dict:
+def execute(cfg: RunConfig | TokenConfig, path: str) -> dict:
     """Run or resume one combination (a task on a worker); its outcome columns."""
     start = time.perf_counter()
     state = file_state(Path(path), config.dumps(cfg))
     if state != "done":
-        simulate = solver.run_particles if is_token_run(cfg) else solver.run
         try:
-            simulate(cfg, path, resume=state == "resume", progress=False)
+            solver.run(cfg, path, resume=state == "resume", progress=False)
         except NumericalFailure:
             pass  # the file says failed, and why
     return {**outcome(path), "wall_time_s": time.perf_counter() - start}
@@ -303,7 +281,7 @@ def run(runs: list[Run], out: str | Path, scheduler: str | None = None, workers:
     paths = {job.name: out / f"{job.name}.h5" for job in runs}
     states = {job.name: file_state(paths[job.name], config.dumps(job.config)) for job in runs}
     earlier = _wall_times(out / SUMMARY)
-    columns = ["run", *runs[0].values, *(TOKEN_COLUMNS if is_token_run(runs[0].config) else COLUMNS)]
+    columns = ["run", *runs[0].values, *(TOKEN_COLUMNS if runs[0].tokens else COLUMNS)]
     rows = {}
 
     def record(job: Run, result: dict, how: str):
@@ -318,7 +296,7 @@ def run(runs: list[Run], out: str | Path, scheduler: str | None = None, workers:
     if todo:
         from distributed import as_completed
 
-        with client(scheduler, min(workers or os.cpu_count(), len(todo))) as dask:
+        with client(scheduler, min(workers or os.cpu_count() or 1, len(todo))) as dask:
             futures = {dask.submit(execute, job.config, str(paths[job.name]), pure=False): job for job in todo}
             for future in as_completed(futures):
                 job = futures[future]

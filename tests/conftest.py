@@ -5,12 +5,14 @@ import pytest
 from spherepde import config, io, solver
 
 
-def make_config(model="SA", beta=9.0, kind="sphere", lmax=24, t_end=1.0, save_every=0.25, initial=None, **time):
+def make_config(model="SA", beta=9.0, kind="sphere", lmax=24, t_end=1.0, save_every=0.25, initial=None,
+                numerics=None, dim=None, **time):
     raw = {
         "model": {"name": model, "beta": beta},
-        "domain": {"kind": kind, "lmax": lmax},
+        "domain": {"kind": kind, "lmax": lmax, **({} if dim is None else {"dim": dim})},
         "time": {"t_end": t_end, "save_every": save_every, **time},
         "initial": initial or {"kind": "perturbed_uniform", "amplitude": 1e-3, "seed": 0},
+        "numerics": numerics or {},
     }
     return config.resolve(raw)
 

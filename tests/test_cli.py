@@ -177,7 +177,7 @@ def test_unresolved_initial_density_is_refused(tmp_path):
 
 
 def test_linear_json_is_clean_and_matches_theory():
-    """stdout is one JSON object (no banner); reference rates of theory.md §5 (d = 3, β = 9)."""
+    """stdout is one JSON object (no banner); reference rates of docs/mathematics.md (d = 3, β = 9)."""
     import json
 
     result = spherepde("linear", "--beta", 9, "--dim", 3, "--model", "SA", "--lmax", 6, "--json")

@@ -7,15 +7,16 @@ from hypothesis import strategies as st
 
 from conftest import make_config
 from spherepde import solver
+from spherepde.config import NumericsConfig
 from spherepde.diagnostics import tail_energy
 from spherepde.dynamics import ContinuityEquation
 from spherepde.errors import InputError, NumericalFailure
 from spherepde.model import AttentionModel
+from spherepde.manifolds import Sphere
 from spherepde.solver import ResolutionGuard
-from spherepde.sphere import Sphere
 
 S = Sphere(20)
-NUMERICS = {"max_tail_energy": 1e-5, "max_negative_density": 1e-3}
+NUMERICS = NumericsConfig(max_tail_energy=1e-5, max_negative_density=1e-3)
 
 
 def with_tail(share: float) -> np.ndarray:
@@ -31,7 +32,7 @@ def with_tail(share: float) -> np.ndarray:
 def test_tail_guard_fires_exactly_above_its_limit(initial_tail, factor):
     """Limit = max(max_tail_energy, 10 × the initial tail) (≤ 1e-2 here); below it the step passes,
     above it the run stops."""
-    limit = max(NUMERICS["max_tail_energy"], 10 * initial_tail)
+    limit = max(NUMERICS.max_tail_energy, 10 * initial_tail)
     guard = ResolutionGuard(NUMERICS, S, initial_tail)
     c = with_tail(factor * limit)
     assert tail_energy(S.degree_energy(c)) == pytest.approx(factor * limit, rel=1e-10)
@@ -48,7 +49,7 @@ def test_negative_density_guard(low_over_high, high):
     """The run stops iff min ρ < -max_negative_density · max ρ."""
     guard = ResolutionGuard(NUMERICS, S, 0.0)
     c = with_tail(1e-12)
-    if low_over_high < -NUMERICS["max_negative_density"]:
+    if low_over_high < -NUMERICS.max_negative_density:
         with pytest.raises(NumericalFailure, match="undershoots"):
             guard.check(1.0, c, (low_over_high * high, high))
     else:

@@ -1,7 +1,7 @@
-"""Linear theory around the uniform state: rates, dominant degree, switch points (theory.md §5).
+"""Linear theory around the uniform state: rates, dominant degree, switch points (docs/mathematics.md, "Linear theory").
 
 Independent references: the Funk–Hecke integral by quadrature, the power series of ĥ_l in
-50-digit decimal arithmetic, the closed forms for d = 3, theory.md's reference values and the
+50-digit decimal arithmetic, the closed forms for d = 3, the reference values of docs/mathematics.md and the
 large-β asymptotics.
 """
 import json
@@ -16,7 +16,7 @@ from scipy.special import eval_gegenbauer, gammaln
 
 from spherepde import linear
 from spherepde.errors import InputError
-from spherepde.model import log_funk_hecke
+from spherepde.harmonics import log_funk_hecke
 
 SETTINGS = settings(deadline=None, max_examples=60)
 
@@ -124,7 +124,7 @@ def test_funk_hecke_finite_and_accurate_beyond_the_contract(beta, d, l):
 
 
 def test_theory_reference_values():
-    # theory.md §5, d = 3, β = 9, quoted to 6 decimals (USA to 4): tolerances half a unit.
+    # reference values (docs/mathematics.md), d = 3, β = 9, quoted to 6 decimals (USA to 4): tolerances half a unit.
     sa = linear.growth_rates(9.0, 3, "SA", 6)
     reference = [0.197531, 0.469136, 0.663923, 0.703145, 0.605091, 0.441226]
     np.testing.assert_allclose(sa[1:], reference, rtol=0, atol=5e-7)
@@ -165,7 +165,7 @@ def test_beta_zero_limit(d, model):
 @SETTINGS
 @given(beta=st.floats(2.0, 1000.0))
 def test_dominant_degree_large_beta_asymptote_s2(beta):
-    # theory.md: on S², l* = ⌊√(2β)⌋ except just below the switch points, which lie within
+    # on S², l* = ⌊√(2β)⌋ except just below the switch points, which lie within
     # 1/(l+1)² of (l+1)²/2 (test below): a distance ≥ 0.1 of √(2β) from an integer avoids them.
     root = math.sqrt(2 * beta)
     if abs(root - round(root)) < 0.1:
@@ -237,25 +237,15 @@ def test_stability_threshold(d, beta, model):
 
 
 def test_kuramoto_threshold():
-    # d = 2, β → 0: κ_c → 2 (theory.md §5); κ_c = (d-1)/λ_1 = 2(1 + O(β²)).
+    # d = 2, β → 0: κ_c → 2 ; κ_c = (d-1)/λ_1 = 2(1 + O(β²)).
     assert linear.stability_threshold(1e-6, 2, "SA") == pytest.approx(2.0, rel=1e-10)
     assert linear.stability_threshold(0.0, 2, "USA") == 2.0
 
 
-# --- dimensions and the linear phase -------------------------------------------------------
-
-@given(d=st.integers(2, 60), l=st.integers(0, 60))
-def test_harmonic_dimension(d, l):
-    # theory.md §1: N(d,l) = (2l+d-2)(l+d-3)!/(l!(d-2)!), N(d,0) = 1.
-    if l == 0:
-        expected = 1
-    else:
-        expected = (2 * l + d - 2) * math.factorial(l + d - 3) // (math.factorial(l) * math.factorial(d - 2))
-    assert linear.harmonic_dimension(l, d) == expected
-
+# --- the linear phase -------------------------------------------------------
 
 def test_linear_phase_duration():
-    # t = ln(1/ε₀)/λ_{l*} with theory.md's λ_4 = 0.703145 (6 digits → rel 1e-6); N(3,4) = 9.
+    # t = ln(1/ε₀)/λ_{l*} with the reference λ_4 = 0.703145 (6 digits → rel 1e-6); N(3,4) = 9.
     assert linear.linear_phase_duration(9.0, 3, "SA", amplitude=1e-3) == pytest.approx(
         math.log(1e3) / 0.703145, rel=1e-6
     )

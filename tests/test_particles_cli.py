@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import interrupt_after
-from spherepde import cli, config, io, particles, solver
+from spherepde import cli, config, io, kernels, solver, tokens
+from spherepde.manifolds import Sphere
 
 GOOD = """
 [model]
@@ -59,11 +60,11 @@ def test_particles_writes_the_documented_file(tmp_path):
         x = h5["points"][...]
         diag = {k: v[...] for k, v in h5["diagnostics"].items()}
         assert h5["status"][()] == b"finished" and "grid" not in h5 and "density" not in h5
-        assert h5.attrs["backend"] == ("numba" if particles.numba_available() else "numpy")
+        assert h5.attrs["backend"] == ("numba" if kernels.numba_available() else "numpy")
     assert x.shape == (5, 200, 3)
     assert set(diag) == {"energy", "mean_direction", "clusters", "cluster_delta", "close_pairs", "spectrum"}
     # the threshold in use is recorded: here the default δ_n of n = 200 tokens on S²
-    np.testing.assert_array_equal(diag["cluster_delta"], particles.cluster_threshold(200, 3))
+    np.testing.assert_array_equal(diag["cluster_delta"], tokens.cluster_threshold(200, 3))
     np.testing.assert_allclose(np.linalg.norm(x, axis=2), 1.0, atol=1e-15)
     # the start is the documented sample: normalized Gaussians of default_rng(seed)
     g = np.random.default_rng(7).standard_normal((200, 3))
@@ -72,10 +73,10 @@ def test_particles_writes_the_documented_file(tmp_path):
     gram = np.einsum("tid,tjd->tij", x, x)
     beta = 5.0
     np.testing.assert_allclose(diag["energy"], np.sum(np.exp(beta * gram) - 1, axis=(1, 2)) / (2 * beta * 200**2), rtol=1e-12)
-    assert np.all(np.diff(diag["energy"]) > 0)  # SA ascends the energy (theory.md §4)
+    assert np.all(np.diff(diag["energy"]) > 0)  # SA ascends the energy
     mean = np.linalg.norm(x.mean(axis=1), axis=1)
     np.testing.assert_allclose(diag["mean_direction"], mean, rtol=1e-13)
-    close = (np.sum(gram > particles.CLOSE_PAIR_COS, axis=(1, 2)) - 200) / (200 * 199)
+    close = (np.sum(gram > tokens.CLOSE_PAIR_COS, axis=(1, 2)) - 200) / (200 * 199)
     np.testing.assert_array_equal(diag["close_pairs"], close)
     assert diag["spectrum"].shape == (5, 7)
     np.testing.assert_allclose(diag["spectrum"][:, 0], 1.0, rtol=1e-13)  # E_0 = mass² = 1
@@ -91,7 +92,7 @@ def test_density_init_samples_a_pde_snapshot(tmp_path):
     solver.run(pde, tmp_path / "pde.h5")
     (tmp_path / "c.toml").write_text(GOOD.replace("n = 200", "n = 4000").replace("[particles]", f'[particles]\ninit = "density"\npath = "{tmp_path / "pde.h5"}"\ntime = 0.0')
                                      .replace("t_end = 1.0", "t_end = 0.01").replace("save_every = 0.25", "save_every = 0.01"))
-    solver.run_particles(config.load(tmp_path / "c.toml", config.resolve_particles), tmp_path / "p.h5")
+    solver.run(config.load(tmp_path / "c.toml", config.resolve_particles), tmp_path / "p.h5")
     x = io.read_points(tmp_path / "p.h5", 0)
     kappa = 4.0
     expected = 1 / np.tanh(kappa) - 1 / kappa
@@ -102,7 +103,7 @@ def test_density_init_samples_a_pde_snapshot(tmp_path):
 
 
 def test_quantile_init_places_tokens_at_the_quantiles_of_a_pde_snapshot(tmp_path):
-    """init = "quantile": the deterministic tokens of particles.initial_tokens("quantile") on the
+    """init = "quantile": the deterministic tokens of tokens.initial_tokens("quantile") on the
     saved density at t = 0 (von Mises–Fisher, κ = 4, mean e_z); their mean is A_3(κ) e_z up to the
     O(1/n) placement error (measured 1e-4) and the O(h²) bias of the bilinear interpolant on the
     run's 32 × 64 grid (measured 1.0e-3), far below iid's standard error 0.025 at n = 400."""
@@ -112,11 +113,11 @@ def test_quantile_init_places_tokens_at_the_quantiles_of_a_pde_snapshot(tmp_path
     text = GOOD.replace("n = 200", f'n = 400\ninit = "quantile"\npath = "{tmp_path / "pde.h5"}"\ntime = 0.0') \
         .replace("t_end = 1.0", "t_end = 0.01").replace("save_every = 0.25", "save_every = 0.01")
     cfg = config.loads(text, config.resolve_particles)
-    solver.run_particles(cfg, tmp_path / "p.h5")
+    solver.run(cfg, tmp_path / "p.h5")
     x = io.read_points(tmp_path / "p.h5", 0)
     run = io.read_run(tmp_path / "pde.h5")
-    expected = particles.initial_tokens("quantile", 400, 3, density=io.read_density(tmp_path / "pde.h5", 0),
-                                        grid=(run["grid"]["theta"], run["grid"]["phi"]))
+    expected = tokens.initial_tokens("quantile", 400, 3, density=io.read_density(tmp_path / "pde.h5", 0),
+                                     manifold=Sphere(run["config"]["domain"]["lmax"]))
     np.testing.assert_array_equal(x, expected)
     assert abs(x[:, 2].mean() - (1 / np.tanh(4.0) - 1 / 4.0)) < 3e-3
     assert np.linalg.norm(x[:, :2].mean(axis=0)) < 3e-3
@@ -126,7 +127,7 @@ def test_energy_is_nan_for_general_matrices(tmp_path):
     """/diagnostics/energy is NaN unless QᵀK = V = I, as for the PDE; the rest is recorded."""
     text = GOOD.replace('name = "SA"', 'name = "SA"\nV = [[1.0, 0.5, 0], [0, 1.0, 0], [0, 0, 1.0]]') \
         .replace("t_end = 1.0", "t_end = 0.5")
-    solver.run_particles(config.loads(text, config.resolve_particles), tmp_path / "p.h5")
+    solver.run(config.loads(text, config.resolve_particles), tmp_path / "p.h5")
     diag = io.read_run(tmp_path / "p.h5")["diagnostics"]
     assert np.all(np.isnan(diag["energy"])) and np.all(np.isfinite(diag["mean_direction"]))
 
@@ -161,7 +162,7 @@ def test_invalid_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys
 
 def test_numba_backend_without_numba_exits_2(tmp_path, capsys, monkeypatch):
     """backend = "numba" where numba does not import: exit 2, one line naming the key and the fix."""
-    monkeypatch.setattr(particles, "_compiled_kernel", lambda: None)
+    monkeypatch.setattr(kernels, "_compiled_kernel", lambda: None)
     (tmp_path / "c.toml").write_text(GOOD.replace("n = 200", 'n = 200\nbackend = "numba"'))
     assert cli.main(["particles", str(tmp_path / "c.toml"), "--out", str(tmp_path / "p.h5")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -184,9 +185,9 @@ def test_velocity_overflow_exits_1_and_keeps_the_file(tmp_path):
     (tmp_path / "c.toml").write_text(text)
     out = tmp_path / "p.h5"
     result = spherepde("particles", tmp_path / "c.toml", "--out", out)
-    assert result.returncode == 1 and "Traceback" not in result.stderr and "not finite" in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "non-finite" in result.stderr
     run = io.read_run(out)
-    assert run["status"] == "failed" and "not finite" in run["message"]
+    assert run["status"] == "failed" and "non-finite" in run["message"]
     np.testing.assert_array_equal(run["t"], [0.0])
     assert io.read_points(out, 0).shape == (200, 3)
 
@@ -197,14 +198,14 @@ def test_resume_after_an_interruption_is_bit_for_bit(tmp_path, monkeypatch, meth
     if method == "rk4":
         text = text.replace("rtol = 1e-9", 'method = "rk4"\ndt = 0.1')
     cfg = config.loads(text, config.resolve_particles)
-    solver.run_particles(cfg, tmp_path / "whole.h5")
+    solver.run(cfg, tmp_path / "whole.h5")
     restore = interrupt_after(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
-        solver.run_particles(cfg, tmp_path / "split.h5")
+        solver.run(cfg, tmp_path / "split.h5")
     stopped = io.read_run(tmp_path / "split.h5")
     assert stopped["status"] == "interrupted" and len(stopped["t"]) == 3
     restore()
-    solver.run_particles(cfg, tmp_path / "split.h5", resume=True)
+    solver.run(cfg, tmp_path / "split.h5", resume=True)
     run = assert_same_run(tmp_path / "split.h5", tmp_path / "whole.h5")
     assert len(run["t"]) == 9 and run["status"] == "finished"
 
@@ -228,7 +229,7 @@ def test_sigkill_leaves_a_readable_file_that_resumes_bit_for_bit(tmp_path):
     is readable, every saved snapshot exact, and --resume completes it bit for bit."""
     (tmp_path / "c.toml").write_text(KILLED)
     reference = tmp_path / "reference.h5"
-    solver.run_particles(config.load(tmp_path / "c.toml", config.resolve_particles), reference)
+    solver.run(config.load(tmp_path / "c.toml", config.resolve_particles), reference)
     n_total = len(io.read_run(reference)["t"])
     rng = np.random.default_rng(5)
     between = 0

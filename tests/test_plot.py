@@ -2,7 +2,6 @@
 import subprocess
 import sys
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib import animation as mpl_animation
@@ -34,7 +33,7 @@ def token_file(request, tmp_path_factory):
     d = request.param
     path = tmp_path_factory.mktemp(f"tokens{d}") / "tokens.h5"
     raw = {"model": {"beta": 4.0}, "particles": {"n": 50, "d": d, "seed": 1}, "time": {"t_end": 2.0, "save_every": 0.5}}
-    solver.run_particles(config.resolve_particles(raw), path)
+    solver.run(config.resolve_particles(raw), path)
     return d, path
 
 
@@ -70,12 +69,15 @@ def test_plot_command_draws_token_runs(token_file, tmp_path):
 
 @pytest.fixture
 def figures(monkeypatch):
-    """The figures the plot functions close after saving, in order, kept open for inspection."""
-    closed, close = [], plt.close
-    monkeypatch.setattr(plt, "close", closed.append)  # plot.plt is matplotlib.pyplot
-    yield closed
-    for fig in closed:
-        close(fig)
+    """The figures the plot functions save, in order, kept for inspection."""
+    saved, save = [], plot._save
+
+    def keep(fig, *args, **kwargs):
+        saved.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(plot, "_save", keep)
+    return saved
 
 
 def test_token_diagnostics_draw_the_saved_series(token_file, tmp_path, figures):
@@ -195,7 +197,7 @@ def test_token_energy_is_not_drawn_for_general_values(tmp_path, figures):
     path = tmp_path / "tokens.h5"
     raw = {"model": {"beta": 4.0, "V": np.diag([1.0, 0.5, -0.5]).tolist()}, "particles": {"n": 20},
            "time": {"t_end": 0.5, "save_every": 0.25}}
-    solver.run_particles(config.resolve_particles(raw), path)
+    solver.run(config.resolve_particles(raw), path)
     plot.token_diagnostics(path, tmp_path)
     energy = figures[0].axes[0]
     assert len(energy.lines) == 0
@@ -222,7 +224,8 @@ def test_orthographic_map_of_a_zonal_field_has_no_seam_at_the_antimeridian():
     theta = (np.arange(24) + 0.5) * np.pi / 24
     phi = 2 * np.pi * np.arange(48) / 48
     rho = np.repeat((1 + 0.5 * np.cos(theta))[:, None], phi.size, axis=1)  # constant along parallels
-    fig = plt.figure(figsize=(4, 4), dpi=100)
+    fig = plot._figure((4, 4))
+    fig.set_dpi(100)
     ax = fig.add_axes((0, 0, 1, 1))
     # seen from the equator at longitude π: parallels are horizontal lines, the seam runs down the middle
     plot.orthographic_mesh(ax, theta, phi, rho, plot._view_basis(plot._unit(np.pi / 2, np.pi)))
@@ -231,7 +234,17 @@ def test_orthographic_map_of_a_zonal_field_has_no_seam_at_the_antimeridian():
     ax.set_axis_off()
     fig.canvas.draw()
     image = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(float)
-    plt.close(fig)
     band = image[40:360, 160:241]  # rows inside the disc away from the poles, columns around the seam (200)
     assert np.all(band == band[:, :1])  # every row one colour across the seam
     assert np.all(band[:, 0].min(axis=1) < 200)  # and that colour is not the white background
+
+
+def test_plotting_leaves_the_matplotlib_backend_alone(tmp_path):
+    """Importing spherepde.plot and drawing load no pyplot and set no backend (a user's session is untouched),
+    and plot does not load the sweep machinery."""
+    code = ("import sys, matplotlib; backend = dict.__getitem__(matplotlib.rcParams, 'backend'); "
+            "import spherepde.plot as p; p._save(p._figure((2, 2)), sys.argv[1]); "
+            "assert 'matplotlib.pyplot' not in sys.modules and 'spherepde.sweep' not in sys.modules; "
+            "assert dict.__getitem__(matplotlib.rcParams, 'backend') is backend")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "f.png")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -1,6 +1,6 @@
 """Cluster counts on the circle from random data against the dominant linear mode l*(β).
 
-theory.md §6: from noise the metastable state has about l*(β) = argmax_k λ_k equally spaced
+From noise the metastable state has about l*(β) = argmax_k λ_k equally spaced
 clusters; near the switch points β_{l→l+1}, where λ_l = λ_{l+1}, the two modes grow almost
 equally fast and the initial amplitudes decide. For β = 1.5 … 18 and seeds 0..4: SA (the
 same l* as USA, on time scales of order one), K = 256, white noise of amplitude 1e-3
@@ -10,23 +10,20 @@ diagnostics.find_clusters in the last resolved snapshot (clusters have formed an
 like e^{-t}; merging takes times growing like e^{cβ}); also the dominant mode argmax_k E_k
 when max ρ first reaches 2 (end of the linear phase).
 
-Usage: python validation/circle_cluster_counts.py [OUT_DIR]
+Usage: python validation/circle_cluster_counts.py [--out DIR]
        (default validation/results/circle_cluster_counts/; slow: about 1.5 min)
-Writes OUT_DIR/circle_cluster_counts.md (table) and OUT_DIR/circle_cluster_counts.png (figure).
+Writes circle_cluster_counts.md (table), circle_cluster_counts.json and circle_cluster_counts.png (figure).
 """
-import argparse
-import tempfile
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from circle_published import simulate  # noqa: E402  (validation/ is the script's directory)
+import common  # noqa: E402  (validation/ is the script's directory)
+from circle_published import simulate  # noqa: E402
 from spherepde import linear  # noqa: E402
-from spherepde.circle import Circle  # noqa: E402
+from spherepde.manifolds import Circle  # noqa: E402
 from spherepde.diagnostics import find_clusters  # noqa: E402
 
 K = 256
@@ -37,8 +34,8 @@ NOISE = {"kind": "perturbed_uniform", "amplitude": 1e-3}
 COMPETITION = 1.05
 
 
-def measure(beta: float, seed: int, path: Path) -> dict:
-    run = simulate(path, "SA", beta, K, {**NOISE, "seed": seed}, rtol=1e-6)
+def measure(beta: float, seed: int) -> dict:
+    run = simulate("SA", beta, K, {**NOISE, "seed": seed}, rtol=1e-6)
     diag = run["diagnostics"]
     formed = np.flatnonzero(diag["max_density"] >= 2.0)
     clusters = find_clusters(Circle(K), run["density"][-1])
@@ -84,7 +81,7 @@ def markdown(rows) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(rows, target: Path):
+def figure(rows):
     fig, ax = plt.subplots(figsize=(9, 4.5))
     fine = np.linspace(min(BETAS), max(BETAS), 400)
     ax.step(fine, [linear.dominant_degree(b, 2) for b in fine], where="post", color="k", lw=1, label="l*(β) = argmax λ_k")
@@ -101,25 +98,21 @@ def figure(rows, target: Path):
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", nargs="?", default=Path(__file__).parent / "results" / "circle_cluster_counts", type=Path)
-    out = parser.parse_args().out
-    out.mkdir(parents=True, exist_ok=True)
+    args = common.arguments(__doc__, "circle_cluster_counts")
     rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        for beta in BETAS:
-            measured = [measure(beta, seed, Path(scratch) / f"{beta}_{seed}.h5") for seed in SEEDS]
-            rows.append({"beta": beta, "star": linear.dominant_degree(beta, 2), "selectivity": linear.selectivity(beta, 2),
-                         "measured": measured})
-            print(f"beta = {beta:g}: l* = {rows[-1]['star']}, counts {[x['count'] for x in measured]}", flush=True)
-    (out / "circle_cluster_counts.md").write_text(markdown(rows))
-    figure(rows, out / "circle_cluster_counts.png")
-    print((out / "circle_cluster_counts.md").read_text())
+    for beta in BETAS:
+        measured = [measure(beta, seed) for seed in SEEDS]
+        rows.append({"beta": beta, "star": linear.dominant_degree(beta, 2), "selectivity": linear.selectivity(beta, 2),
+                     "measured": measured})
+        print(f"beta = {beta:g}: l* = {rows[-1]['star']}, counts {[x['count'] for x in measured]}", flush=True)
+    clear = [x["count"] == r["star"] for r in rows for x in r["measured"] if r["selectivity"] >= COMPETITION]
+    summary = {"competition": COMPETITION, "agree_away_from_switch_points": sum(clear), "runs_away_from_switch_points": len(clear),
+               "rows": [{"beta": r["beta"], "l_star": r["star"], "counts": [x["count"] for x in r["measured"]]} for r in rows]}
+    common.write(args.out, "circle_cluster_counts", markdown(rows), summary, figure(rows))
 
 
 if __name__ == "__main__":

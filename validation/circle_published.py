@@ -16,27 +16,20 @@ Reported: l*(β) and the selectivity λ_{l*}/λ_second; the dominant mode argmax
 pattern reaches max ρ = 2 (end of the linear phase); the clusters found (diagnostics.find_clusters)
 in the last resolved snapshot, and their distance to the nearest predicted angle.
 
-Usage: python validation/circle_published.py [OUT_DIR]   (default validation/results/circle_published/; slow: ~1.5 min)
-Writes OUT_DIR/circle_published.md (table) and OUT_DIR/circle_published.png (figure).
+Usage: python validation/circle_published.py [--out DIR]   (default validation/results/circle_published/; slow: ~1.5 min)
+Writes circle_published.md (table), circle_published.json and circle_published.png (figure).
 """
-import argparse
-import contextlib
-import io as text_io
-import tempfile
-from pathlib import Path
-
-import h5py
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from spherepde import config, io, linear, solver  # noqa: E402
-from spherepde.circle import Circle  # noqa: E402
+import common  # noqa: E402  (validation/ is the script's directory)
+from spherepde import config, linear  # noqa: E402
 from spherepde.diagnostics import find_clusters, predicted_cluster_angles  # noqa: E402
-from spherepde.errors import NumericalFailure  # noqa: E402
 from spherepde.initial import initial_coefficients  # noqa: E402
+from spherepde.manifolds import Circle  # noqa: E402
 
 K = 1024
 SEEDS = (0, 1, 2)
@@ -51,24 +44,18 @@ def angular_distance(a, b):
     return np.abs(np.angle(np.exp(1j * (a - b))))
 
 
-def simulate(path: Path, model: str, beta: float, lmax: int, initial: dict, rtol: float = 1e-8) -> dict:
-    """A circle run until t_end = 3 t_lin or until the resolution guard stops it (the snapshots so far are
-    kept), SNAPSHOTS per t_lin = ln(1/ε)/λ_{l*}, ε = ‖ρ0 - 1‖/√(2 lmax) the initial amplitude per harmonic.
-    The run dict of io.read_run with the densities."""
-    probe = config.resolve({"model": {"name": model, "beta": beta}, "domain": {"kind": "circle", "lmax": lmax}, "initial": initial})
+def simulate(model: str, beta: float, lmax: int, initial: dict, rtol: float = 1e-8) -> dict:
+    """A circle run in memory until t_end = 3 t_lin or until the resolution guard stops it (the snapshots so
+    far are kept), SNAPSHOTS per t_lin = ln(1/ε)/λ_{l*}, ε = ‖ρ0 - 1‖/√(2 lmax) the initial amplitude per
+    harmonic. The run mapping of common.run with the densities under ``density``."""
+    raw = {"model": {"name": model, "beta": beta}, "domain": {"kind": "circle", "lmax": lmax}, "initial": initial,
+           "numerics": {"on_lost_resolution": "stop"}}
     circle = Circle(lmax)
-    eps = np.sqrt(np.sum(circle.degree_energy(initial_coefficients(probe, circle))[1:]) / (2 * lmax))
+    eps = np.sqrt(np.sum(circle.degree_energy(initial_coefficients(config.resolve(raw).initial, circle))[1:]) / (2 * lmax))
     rate = linear.growth_rates(beta, 2, model, lmax)[linear.dominant_degree(beta, 2)]
     t_lin = np.log(1 / eps) / rate
-    cfg = config.resolve({**probe, "time": {"t_end": 3 * t_lin, "save_every": t_lin / SNAPSHOTS, "rtol": rtol}})
-    with contextlib.redirect_stderr(text_io.StringIO()):  # the solver logs every snapshot
-        try:
-            solver.run(cfg, path)
-        except NumericalFailure:
-            pass  # the snapshots up to the loss of resolution are kept
-    run = io.read_run(path)
-    with h5py.File(path) as h5:
-        run["density"] = h5["density"][...]
+    run = common.run({**raw, "time": {"t_end": 3 * t_lin, "save_every": t_lin / SNAPSHOTS, "rtol": rtol}})
+    run["density"] = run["fields"]["density"]
     return run
 
 
@@ -114,7 +101,7 @@ def markdown(results) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(results, target: Path):
+def figure(results):
     fig, axes = plt.subplots(len(results), 2, figsize=(12, 3.2 * len(results)), squeeze=False)
     for (heat, lines), r in zip(axes, results):
         theta, t, rho = r["theta"], r["t"], r["rho"]
@@ -131,25 +118,20 @@ def figure(results, target: Path):
         lines.set(xlabel="θ", ylabel="ρ (floored at 1e-3)", title=f"l* = {r['star']}: snapshots")
         lines.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", nargs="?", default=Path(__file__).parent / "results" / "circle_published", type=Path)
-    out = parser.parse_args().out
-    out.mkdir(parents=True, exist_ok=True)
+    args = common.arguments(__doc__, "circle_published")
     results = []
-    with tempfile.TemporaryDirectory() as scratch:
-        for beta in BETAS:
-            for name, initial in (("white noise 0.01", NOISE), ("20 000 tokens, κ = 400", TOKENS)):
-                for seed in SEEDS:
-                    path = Path(scratch) / f"beta{beta:g}_{initial['kind']}_seed{seed}.h5"
-                    results.append(analyse(name, seed, beta, simulate(path, "USA", beta, K, {**initial, "seed": seed})))
-    (out / "circle_published.md").write_text(markdown(results))
-    figure([r for r in results if r["seed"] == SEEDS[0]], out / "circle_published.png")
-    print((out / "circle_published.md").read_text())
+    for beta in BETAS:
+        for name, initial in (("white noise 0.01", NOISE), ("20 000 tokens, κ = 400", TOKENS)):
+            for seed in SEEDS:
+                results.append(analyse(name, seed, beta, simulate("USA", beta, K, {**initial, "seed": seed})))
+    summary = [{"initial": r["name"], "seed": r["seed"], "beta": r["beta"], "l_star": r["star"], "clusters": len(r["clusters"]),
+                "max_miss": float(r["miss"].max()) if len(r["miss"]) else None} for r in results]
+    common.write(args.out, "circle_published", markdown(results), {"runs": summary},
+                 figure([r for r in results if r["seed"] == SEEDS[0]]))
 
 
 if __name__ == "__main__":

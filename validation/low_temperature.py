@@ -1,4 +1,4 @@
-"""Low temperature: the zero-temperature field and the concentration onto Π#ρ₀ (theory.md §6,
+"""Low temperature: the zero-temperature field and the concentration onto Π#ρ₀ (docs/mathematics.md,
 arXiv 2605.10931), from the PDE with general V and from n = 4000 tokens.
 
 1. Uniform density, any B, V: X^β = sgn(β) A_d(|β||Bᵀx|) X^∞ exactly, A_d = I_{d/2}/I_{d/2-1}, on the
@@ -39,18 +39,13 @@ What is compared, and how (the limits Π#ρ₀ and, for large t, ρ_∞(t) are n
   points is still far from ±e₁), so D_Π(ρ_∞) ∝ e^{-(λ₁-λ₂)t/2}: rate ¼ here.
 
 Usage: python validation/low_temperature.py [--out DIR] [--quick]
-Writes DIR/low_temperature.md (tables) and DIR/low_temperature.png (figures); default DIR is
+Writes DIR/low_temperature.md (tables), .json and .png (figures); default DIR is
 validation/results/low_temperature/. Slow: 35 min to an hour on 2 shared cores, most of it the
 token runs to t = 10 and the sliced distances of the lmax-255 snapshots (--quick: lmax 127,
 β = 25 and 100, n = 800, about a minute).
 """
-import argparse
-import contextlib
-import io as text_io
 import math
-import tempfile
 import time
-from pathlib import Path
 
 import matplotlib
 
@@ -61,13 +56,11 @@ from scipy.integrate import quad  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 from scipy.special import ive  # noqa: E402
 
-from spherepde import config, io, solver  # noqa: E402
-from spherepde.circle import Circle  # noqa: E402
-from spherepde.dynamics import QuadratureVelocity, ZonalVelocity  # noqa: E402
-from spherepde.errors import NumericalFailure  # noqa: E402
+import common  # noqa: E402  (validation/ is the script's directory)
+from spherepde.dynamics import FunkHeckeVelocity, QuadratureVelocity  # noqa: E402
+from spherepde.manifolds import Circle, Sphere  # noqa: E402
 from spherepde.model import AttentionModel  # noqa: E402
-from spherepde.particles import simulate as simulate_tokens  # noqa: E402
-from spherepde.sphere import Sphere  # noqa: E402
+from spherepde.tokens import simulate as simulate_tokens  # noqa: E402
 
 LAMBDA = np.array([1.0, 0.5, 0.5])  # V = diag(LAMBDA), Q = K = I
 BETAS = (25.0, 50.0, 100.0, 200.0, 400.0)
@@ -186,7 +179,7 @@ def uniform_identity() -> list[dict]:
                 B = 0.8 * np.eye(d) if kind.startswith("B =") else q1 @ np.diag(rng.uniform(0.8, 1.25, d)) @ q2
                 V = rng.standard_normal((d, d))
                 model = AttentionModel("SA", beta, d, K=B, V=V)
-                field = (ZonalVelocity if kind.startswith("B =") else QuadratureVelocity)(M, model)
+                field = (FunkHeckeVelocity if kind.startswith("B =") else QuadratureVelocity)(M, model)
                 X = np.stack(field(uniform)[1], axis=-1)  # tangent components
                 u = x @ B
                 kappa = abs(beta) * np.linalg.norm(u, axis=-1)
@@ -211,33 +204,26 @@ def _frame(M):
 # --------------------------------------------------------------------------- 2, 3. PDE runs
 
 
-def run_pde(beta, lmax: int, t_end: float, save_every: float, workdir: Path):
-    """A PDE run from ρ₀ ≡ 1 until t_end or until the resolution guard stops it: yields (t, ρ on the grid)."""
-    path = workdir / f"run_{beta}.h5"
-    cfg = config.resolve({
+def run_pde(beta, lmax: int, t_end: float, save_every: float):
+    """A PDE run from ρ₀ ≡ 1 (in memory) until t_end or until the resolution guard stops it: yields (t, ρ on the grid, status)."""
+    run = common.run({
         "model": {"name": "SA", "beta": beta, "V": np.diag(LAMBDA).tolist()},
         "domain": {"lmax": lmax},
         "initial": {"kind": "perturbed_uniform", "amplitude": 0.0},
         "time": {"t_end": t_end, "save_every": save_every},
+        "numerics": {"on_lost_resolution": "stop"},
     })
-    status = "finished"
-    with contextlib.redirect_stderr(text_io.StringIO()):
-        try:
-            solver.run(cfg, path)
-        except NumericalFailure as exc:
-            status = str(exc).split(":")[0]
-    t = io.read_run(path)["t"]
-    for k in range(len(t)):
-        yield float(t[k]), io.read_density(path, k), status
-    path.unlink()
+    status = "finished" if run["status"] == "finished" else run["message"].split(":")[0]
+    for t, rho in zip(run["t"], run["fields"]["density"]):
+        yield float(t), rho, status
 
 
-def zero_temperature_run(lmax: int, workdir: Path) -> list[dict]:
+def zero_temperature_run(lmax: int) -> list[dict]:
     """β = ∞ PDE against the exact angular central Gaussian: max relative error per snapshot."""
     S = Sphere(lmax)
     y = S.points()
     rows = []
-    for t, rho, status in run_pde("inf", lmax, 8.0, 0.5, workdir):
+    for t, rho, status in run_pde("inf", lmax, 8.0, 0.5):
         exact = zero_temperature_density(y, t)
         rows.append({"t": t, "error": float(np.abs(rho - exact).max() / exact.max()), "max": float(exact.max()),
                      "D_pde": distance_to_projection(y.reshape(-1, 3), (S.weights * rho).ravel()),
@@ -245,14 +231,14 @@ def zero_temperature_run(lmax: int, workdir: Path) -> list[dict]:
     return rows
 
 
-def finite_beta_run(beta: float, lmax: int, workdir: Path) -> dict:
+def finite_beta_run(beta: float, lmax: int) -> dict:
     """Snapshots at t = k log β / 8 of the PDE at β: D_Π, and SW₂ against the exact ρ_∞(t)."""
     S = Sphere(lmax)
     y = S.points().reshape(-1, 3)
     w = S.weights.ravel()
     step = math.log(beta) / 8
     out = {"t": [], "D": [], "D_inf": [], "SW": [], "status": None}
-    for t, rho, status in run_pde(beta, lmax, 1.5 * math.log(beta), step, workdir):
+    for t, rho, status in run_pde(beta, lmax, 1.5 * math.log(beta), step):
         mass = w * np.maximum(rho.ravel(), 0.0)
         exact = w * zero_temperature_density(y, t)
         out["t"].append(t)
@@ -300,7 +286,7 @@ def at(series: dict, key: str, t: float) -> float:
     return float(series[key][hit[0]]) if hit.size else math.nan
 
 
-def report(out: Path, identity, cold, pde, tokens, lmax, wall):
+def report(identity, cold, pde, tokens, lmax, wall) -> str:
     lines = ["# Low temperature: zero-temperature field and concentration onto Π#ρ₀", "",
              f"Generated by `validation/low_temperature.py` ({wall / 60:.1f} min on 2 shared cores). SA, Q = K = I, "
              f"V = diag({', '.join(f'{v:g}' for v in LAMBDA)}) (parts 2–4); see the script's docstring for the definitions.", ""]
@@ -358,10 +344,10 @@ def report(out: Path, identity, cold, pde, tokens, lmax, wall):
         late = (s["t"] >= LATE[0] - 1e-9) & (s["t"] <= LATE[1] + 1e-9)
         lines.append(f"| {b:g} | {fit_rate(s['t'][late], s['D'][late]):.3f} | {fit_rate(s['t'][late], s['D_inf'][late]):.3f} | "
                      f"{exact_rate:.3f} | {s['D'][-1]:.4f} | {s['separatrix']:.3f} |")
-    (out / "low_temperature.md").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
-def figure(out: Path, pde, tokens):
+def figure(pde, tokens):
     fig, ax = plt.subplots(1, 3, figsize=(16, 4.6))
     t_fine = np.linspace(0, TOKEN_T_END, 81)
     ax[0].semilogy(t_fine, [zero_temperature_distance(t) for t in t_fine], "k-", lw=2, label="ρ_∞ exact")
@@ -385,25 +371,22 @@ def figure(out: Path, pde, tokens):
     for a in ax:
         a.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "low_temperature.png", dpi=130)
+    return fig
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "low_temperature")
-    parser.add_argument("--quick", action="store_true", help="lmax 127, β = 25 and 100, n = 800 (a smoke test)")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = common.arguments(__doc__, "low_temperature", quick="lmax 127, β = 25 and 100, n = 800 (a smoke test)")
     start = time.perf_counter()
     lmax, betas, token_betas, m = (127, (25.0, 100.0), (25.0, 100.0), 100) if args.quick else (255, BETAS, TOKEN_BETAS, OCTANT_POINTS)
     identity = uniform_identity()
-    with tempfile.TemporaryDirectory() as tmp:
-        cold = zero_temperature_run(lmax, Path(tmp))
-        pde = {b: finite_beta_run(b, lmax, Path(tmp)) for b in betas}
+    cold = zero_temperature_run(lmax)
+    pde = {b: finite_beta_run(b, lmax) for b in betas}
     tokens = token_runs(token_betas, m)
-    report(args.out, identity, cold, pde, tokens, lmax, time.perf_counter() - start)
-    figure(args.out, pde, tokens)
-    print((args.out / "low_temperature.md").read_text())
+    summary = {"uniform_identity_max_error": max(r["error"] for r in identity),
+               "zero_temperature_max_error": max(r["error"] for r in cold),
+               "resolved_until": {f"{b:g}": float(pde[b]["t"][-1]) for b in betas}}
+    common.write(args.out, "low_temperature", report(identity, cold, pde, tokens, lmax, time.perf_counter() - start),
+                 summary, figure(pde, tokens))
 
 
 if __name__ == "__main__":

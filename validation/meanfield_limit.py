@@ -23,17 +23,16 @@ shorter runs) takes about 2 minutes.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import tempfile
 import time
-from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
-from spherepde import compare, config, io, linear, particles, solver
-from spherepde.model import funk_hecke
+import common
+from spherepde import linear, meanfield, tokens
+from spherepde.harmonics import funk_hecke, harmonic_dimension
+from spherepde.manifolds import manifold_from_config
 
 BETA = 9.0
 EPSILON = 0.15
@@ -42,6 +41,10 @@ MODES = {"sphere": [[4, 0], [4, 2], [4, -3]], "circle": [[4, 0], [3, 1]]}
 SOBOLEV_LMAX = 16
 DT = 0.25
 WINDOW = 2e-2  # linear window of the growth-rate fits: E_l* = Σ_m a_l*m² ≤ WINDOW (amplitude 0.14)
+
+
+def manifold(kind: str, lmax: int):
+    return manifold_from_config(SimpleNamespace(kind=kind, lmax=lmax, dim=None))
 
 
 def setting(kind: str, quick: bool) -> dict:
@@ -67,11 +70,11 @@ def sample(rng, n: int, coefficients: np.ndarray, low) -> np.ndarray:
     """n iid tokens from ρ = Σ a Y (degree ≤ low.lmax), by rejection from uniform proposals
     against the bound |Σ_m a_lm Y_lm| ≤ ‖a_l‖ √N(d,l) (addition theorem)."""
     d, l = low.d, low.real_degrees
-    bound = sum(np.linalg.norm(coefficients[l == k]) * np.sqrt(particles.harmonic_dimension(d, k)) for k in range(low.lmax + 1))
+    bound = sum(np.linalg.norm(coefficients[l == k]) * np.sqrt(harmonic_dimension(d, k)) for k in range(low.lmax + 1))
     out = []
     count = 0
     while count < n:
-        x = particles.initial_tokens("uniform", int(1.5 * bound * (n - count)) + 64, d, seed=rng)
+        x = tokens.initial_tokens("uniform", int(1.5 * bound * (n - count)) + 64, d, seed=rng)
         keep = x[rng.random(len(x)) * bound < low.harmonics(x) @ coefficients]
         out.append(keep)
         count += len(keep)
@@ -82,31 +85,29 @@ def fit_exponent(ns, values) -> float:
     return float(np.polyfit(np.log(ns), np.log(values), 1)[0])
 
 
-def convergence(kind: str, quick: bool, work: Path) -> dict:
+def convergence(kind: str, quick: bool) -> dict:
     """Distances between tokens and PDE at each saved time, RMS over seeds, per n."""
     cfg = setting(kind, quick)
     times = cfg["times"]
     raw = {"model": {"name": "SA", "beta": BETA}, "domain": {"kind": kind, "lmax": cfg["lmax"]},
            "initial": {"kind": "perturbed_uniform", "amplitude": EPSILON, "modes": MODES[kind]},
            "time": {"t_end": times[-1], "save_every": 0.5, "rtol": 1e-10}}
-    path = work / f"{kind}.h5"
     start = time.perf_counter()
-    solver.run(config.resolve(raw), path)
+    run = common.run(raw)
     pde_seconds = time.perf_counter() - start
-    run = io.read_run(path)
-    M = solver.discretization(kind, cfg["lmax"])
-    low, sob = solver.discretization(kind, 4), solver.discretization(kind, SOBOLEV_LMAX)
+    M = manifold(kind, cfg["lmax"])
+    low, sob = manifold(kind, 4), manifold(kind, SOBOLEV_LMAX)
     index = [int(np.argmin(np.abs(run["t"] - t))) for t in times]
-    coefficients = [M.analysis(io.read_density(path, i)) for i in index]
+    coefficients = [M.analysis(run["fields"]["density"][i]) for i in index]
     density = [M.real_coefficients(c)[:sob.real_size] for c in coefficients]
-    supports = [compare.density_support(M, c, cfg["grid_lmax"]) for c in coefficients]
+    supports = [meanfield.density_support(M, c, cfg["grid_lmax"]) for c in coefficients]
     rho0 = M.real_coefficients(coefficients[0])[:low.real_size]
 
     def distances(x, k, w2):
-        a = compare.empirical_coefficients(x, sob)
+        a = meanfield.empirical_coefficients(x, sob)
         y, b, _ = supports[k]
-        return (compare.sobolev_distance(a, density[k], sob),
-                compare.wasserstein_distance(x, y, None, b) if w2 else 0.0)
+        return (meanfield.sobolev_distance(a, density[k], sob),
+                meanfield.wasserstein_distance(x, y, None, b) if w2 else 0.0)
 
     result = {"kind": kind, "times": times, "ns": cfg["ns"], "sobolev": [], "wasserstein": [], "seeds": [],
               "pde_seconds": pde_seconds, "lmax": cfg["lmax"], "support": len(supports[0][0]), "max_w2": cfg["max_w2"],
@@ -120,7 +121,7 @@ def convergence(kind: str, quick: bool, work: Path) -> dict:
         clock = time.perf_counter()
         for seed in range(count):
             x0 = sample(np.random.default_rng(1000 * n + seed), n, rho0, low)
-            for k, (_, x) in enumerate(particles.trajectory(x0, BETA, "SA", save_times=times, method="rk4", dt=DT)):
+            for k, (_, x) in enumerate(tokens.trajectory(x0, BETA, "SA", save_times=times, method="rk4", dt=DT)):
                 sq[:, k] += np.square(distances(x, k, seed < w2_count))
         rms = np.sqrt(sq / [[count], [max(w2_count, 1)]])
         if w2_count == 0:
@@ -133,7 +134,7 @@ def convergence(kind: str, quick: bool, work: Path) -> dict:
     # time-step error of the tokens: the same sample at dt and dt/2
     n = 2000 if not quick else 500
     x0 = sample(np.random.default_rng(7), n, rho0, low)
-    pairs = zip(*(particles.trajectory(x0, BETA, "SA", save_times=times, method="rk4", dt=dt) for dt in (DT, DT / 2)))
+    pairs = zip(*(tokens.trajectory(x0, BETA, "SA", save_times=times, method="rk4", dt=dt) for dt in (DT, DT / 2)))
     result["dt_error"] = max(float(np.max(np.linalg.norm(x - y, axis=1))) for (_, x), (_, y) in pairs)
     result["sobolev"], result["wasserstein"] = np.array(result["sobolev"]), np.array(result["wasserstein"])
     return result
@@ -144,16 +145,16 @@ def growth_rates(kind: str, n: int, count: int, lmax: int = 8) -> dict:
     d = DIMENSION[kind]
     star = linear.dominant_degree(BETA, d, "SA")
     lam = linear.growth_rates(BETA, d, "SA", lmax)
-    floor = np.array([particles.harmonic_dimension(d, l) for l in range(lmax + 1)]) / n
+    floor = np.array([harmonic_dimension(d, l) for l in range(lmax + 1)]) / n
     # run until the expected amplitude of degree l* reaches 0.2
     t_end = DT * np.ceil(np.log(0.2 / np.sqrt(floor[star])) / lam[star] / DT)
     times = np.arange(0.0, t_end + 1e-9, DT)
-    M = solver.discretization(kind, lmax)
+    M = manifold(kind, lmax)
     energy = np.zeros((len(times), lmax + 1))
     for seed in range(count):
-        x0 = particles.initial_tokens("uniform", n, d, seed=seed)
-        for k, (_, x) in enumerate(particles.trajectory(x0, BETA, "SA", save_times=times, method="rk4", dt=DT)):
-            energy[k] += np.bincount(M.real_degrees, compare.empirical_coefficients(x, M) ** 2) / count
+        x0 = tokens.initial_tokens("uniform", n, d, seed=seed)
+        for k, (_, x) in enumerate(tokens.trajectory(x0, BETA, "SA", save_times=times, method="rk4", dt=DT)):
+            energy[k] += np.bincount(M.real_degrees, meanfield.empirical_coefficients(x, M) ** 2) / count
     window = energy[:, star] <= WINDOW
     if window.sum() < 4:
         raise SystemExit(f"{kind}, n = {n}: only {window.sum()} snapshots with E_l* <= {WINDOW}: use more tokens")
@@ -219,7 +220,7 @@ def summary(results: list[dict], rates: list[dict]) -> dict:
     return out
 
 
-def figure(results: list[dict], rates: list[dict], out: Path):
+def figure(results: list[dict], rates: list[dict]):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -249,22 +250,14 @@ def figure(results: list[dict], rates: list[dict], out: Path):
         ax.set_title(f"{r['kind']}, n = {r['n']} iid uniform ({r['seeds']} seeds): dots measured, "
                      r"lines $\frac{N(d,l)}{n} e^{2\lambda_l t}$, dotted the floor N(d,l)/n", fontsize="small")
         ax.legend(fontsize="x-small", ncol=2)
-    fig.savefig(out, dpi=110)
+    return fig
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "meanfield_limit")
-    parser.add_argument("--quick", action="store_true", help="n ≤ 2000 and shorter runs")
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        results = [convergence(kind, args.quick, Path(tmp)) for kind in ("sphere", "circle")]
+def main() -> int:
+    args = common.arguments(__doc__, "meanfield_limit", quick="n ≤ 2000 and shorter runs")
+    results = [convergence(kind, args.quick) for kind in ("sphere", "circle")]
     rates = [growth_rates(kind, 2000 if args.quick else 8000, 4) for kind in ("sphere", "circle")]
-    (args.out / "meanfield_limit.md").write_text(table(results, rates, args.quick))
-    (args.out / "meanfield_limit.json").write_text(json.dumps(summary(results, rates), indent=1) + "\n")
-    figure(results, rates, args.out / "meanfield_limit.png")
-    print((args.out / "meanfield_limit.md").read_text())
+    common.write(args.out, "meanfield_limit", table(results, rates, args.quick), summary(results, rates), figure(results, rates))
     return 0
 
 

@@ -3,7 +3,7 @@
 At β = 0 (SA = USA, X = P_x ∫ y ρ dσ) a wrapped-Cauchy density
 (1 - R²)/(1 - 2R cos(θ - ψ) + R²) stays wrapped Cauchy about ψ with Ṙ = R(1 - R²)/2,
 
-    R(t)² = R0² eᵗ / (1 - R0² + R0² eᵗ)          (theory.md §6),
+    R(t)² = R0² eᵗ / (1 - R0² + R0² eᵗ)          (docs/mathematics.md, "Exact and limiting solutions"),
 
 R = |∫ e^{iθ} ρ dσ| (= |c_1| for c_k = ∫ ρ e^{-ikθ} dσ). The density concentrates like
 (1 + R)/(1 - R), so a run at wavenumber K stays resolved only until R^K is no longer
@@ -11,25 +11,18 @@ negligible; the solver's resolution guard then stops it. For K = 32 … 512 this
 runs R0 = 0.2, ψ = 0.7 to t = 12 (rtol = 1e-10) and reports the largest error of R(t) and
 of the profile over the resolved snapshots.
 
-Usage: python validation/ott_antonsen.py [OUT_DIR]     (default validation/results/ott_antonsen/; ~10 s)
-Writes OUT_DIR/ott_antonsen.md (table) and OUT_DIR/ott_antonsen.png (figure).
+Usage: python validation/ott_antonsen.py [--out DIR]     (default validation/results/ott_antonsen/; ~10 s)
+Writes ott_antonsen.md (table), ott_antonsen.json (the numbers) and ott_antonsen.png (figure).
 """
-import argparse
-import contextlib
-import io as text_io
-import tempfile
 import time
-from pathlib import Path
 
-import h5py
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from spherepde import config, io, solver  # noqa: E402
-from spherepde.errors import NumericalFailure  # noqa: E402
+import common  # noqa: E402  (validation/ is the script's directory)
 
 R0, PSI, T_END, SAVE_EVERY, RTOL = 0.2, 0.7, 12.0, 0.1, 1e-10
 WAVENUMBERS = (32, 64, 128, 256, 512)
@@ -51,24 +44,18 @@ def wrapped_cauchy(theta, R, K=None, psi=PSI):
     return rho
 
 
-def run(K: int, path: Path) -> dict:
-    """One run at wavenumber K; the snapshots up to the guard's stop (if any) are kept."""
-    cfg = config.resolve({
+def run(K: int) -> dict:
+    """One run at wavenumber K, in memory; the snapshots up to the guard's stop (if any) are kept."""
+    start = time.perf_counter()
+    result = common.run({
         "model": {"name": "SA", "beta": 0.0},
         "domain": {"kind": "circle", "lmax": K},
         "initial": {"kind": "wrapped_cauchy", "R0": R0, "psi": PSI},
         "time": {"t_end": T_END, "save_every": SAVE_EVERY, "rtol": RTOL},
+        "numerics": {"on_lost_resolution": "stop"},
     })
-    start = time.perf_counter()
-    stop = "t_end"
-    with contextlib.redirect_stderr(text_io.StringIO()):  # the solver logs every snapshot
-        try:
-            solver.run(cfg, path)
-        except NumericalFailure:
-            stop = "resolution guard"
-    result = io.read_run(path)
-    with h5py.File(path) as h5:
-        rho = h5["density"][...]
+    stop = "t_end" if result["status"] == "finished" else "resolution guard"
+    rho = result["fields"]["density"]
     theta, w = result["grid"]["theta"], result["grid"]["weights"]
     t = result["t"]
     R = np.abs(rho @ (w * np.exp(1j * theta)))
@@ -106,7 +93,7 @@ def markdown(runs) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(runs, target: Path):
+def figure(runs):
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4))
     fine = np.linspace(0, T_END, 400)
     a.plot(fine, exact_radius(fine), "k-", lw=1, label="closed form")
@@ -121,20 +108,15 @@ def figure(runs, target: Path):
     for ax in (a, b, c):
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", nargs="?", default=Path(__file__).parent / "results" / "ott_antonsen", type=Path)
-    out = parser.parse_args().out
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        runs = [run(K, Path(scratch) / f"K{K}.h5") for K in WAVENUMBERS]
-    (out / "ott_antonsen.md").write_text(markdown(runs))
-    figure(runs, out / "ott_antonsen.png")
-    print((out / "ott_antonsen.md").read_text())
+    args = common.arguments(__doc__, "ott_antonsen")
+    runs = [run(K) for K in WAVENUMBERS]
+    summary = {"target": TARGET, "max_error": max(r["error"].max() for r in runs),
+               "runs": [{"K": r["K"], "t_resolved": r["t"][-1], "max_error": r["error"].max(), "stop": r["stop"]} for r in runs]}
+    common.write(args.out, "ott_antonsen", markdown(runs), summary, figure(runs))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+import common
 from spherepde import linear, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +70,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(rows: list[dict], path: Path):
+def figure(rows: list[dict]):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,18 +95,15 @@ def figure(rows: list[dict], path: Path):
     bottom.set_ylabel("growth rate of l*")
     bottom.legend(fontsize=8)
     bottom.grid(alpha=0.3)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the whole example sweep (default: a quick subset)")
-    parser.add_argument("--out", type=Path, default=ROOT / "validation" / "results" / "phase_diagram")
     parser.add_argument("--runs", type=Path, default=ROOT / "out" / "phase_diagram")
     parser.add_argument("--workers", type=int, help="local Dask workers (default: one per core)")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = common.arguments(__doc__, "phase_diagram", parser=parser)
     summary = sweep.run(runs(args.full), args.runs, workers=args.workers)
     rows = [{"beta": row["model.beta"], **row} for row in summary]
     bad = [row["run"] for row in rows if row["status"] != "finished" or "" in (row.get("l_measured", ""), row.get("rate_measured", ""))
@@ -114,9 +112,10 @@ def main() -> int:
         print(f"runs without a measurement, with a rate of l* off by more than {RATE_TOLERANCE:.0%} or a winner "
               f"other than the one expected from their initial spectrum: {', '.join(bad)}", file=sys.stderr)
         return 1
-    (args.out / "phase_diagram.md").write_text(table(rows))
-    figure(rows, args.out / "phase_diagram.png")
-    print((args.out / "phase_diagram.md").read_text())
+    summary = {"runs": len(rows), "winner_is_l_star": sum(row["l_measured"] == row["l_predicted"] for row in rows),
+               "winner_is_expected": sum(row["l_measured"] == row["l_initial"] for row in rows),
+               "max_rate_error": max(abs(row["rate_measured"] / row["rate_predicted"] - 1) for row in rows)}
+    common.write(args.out, "phase_diagram", table(rows), summary, figure(rows))
     return 0
 
 

@@ -2,8 +2,8 @@
 
 A field f is stored by its SHTns coefficients c_lm (orthonormal with respect
 to the area measure, m ≥ 0, complex). With respect to the normalized measure σ
-the real orthonormal harmonics are (theory.md §1; the (-1)^m cancels SHTns'
-Condon–Shortley phase, so that Y_11 = √3 x, Y_1,-1 = √3 y, Y_10 = √3 z)
+the real orthonormal harmonics are (docs/mathematics.md, "Harmonics on S^{d-1}"; the (-1)^m
+cancels SHTns' Condon–Shortley phase, so that Y_11 = √3 x, Y_1,-1 = √3 y, Y_10 = √3 z)
 
     Y_l0 = √(4π) Y_l^0,   Y_lm = (-1)^m √(8π) Re Y_l^m,   Y_l,-m = (-1)^m √(8π) Im Y_l^m   (m > 0),
 
@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import sys
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
+from ..profiles import von_mises_fisher
+from . import sampling
+from .base import Manifold
 
 SQRT4PI = np.sqrt(4.0 * np.pi)
 
@@ -47,16 +51,17 @@ with _silenced_stdout():
     import shtns  # prints a build banner when loaded
 
 
-class Sphere:
+class Sphere(Manifold):
     """Spectral discretization of S² ⊂ R³ with truncation degree ``lmax``."""
 
     kind = "sphere"
+    profiles = ("von_mises_fisher",)
+    coordinate_label = "colatitude θ (rad)"
+    max_lmax = 2047
     d = 3
 
     def __init__(self, lmax: int, nthreads: int = 1):
-        if isinstance(lmax, bool) or not isinstance(lmax, (int, np.integer)) or not 2 <= lmax <= 2047:
-            raise InputError(f"lmax = {lmax!r} is not allowed on the sphere: use an integer from 2 to 2047")
-        self.lmax = int(lmax)
+        self.lmax = self.check_lmax(lmax)
         self._sh = sh = shtns.sht(self.lmax, norm=shtns.sht_orthonormal, nthreads=nthreads)
         nlat, nphi = sh.set_grid(nl_order=2, flags=shtns.sht_gauss)
         self.grid_shape = (nlat, nphi)
@@ -79,6 +84,10 @@ class Sphere:
         self._zero_spec = np.zeros(sh.nlm, complex)
         self._spat = [np.empty(self.grid_shape) for _ in range(3)]
         self._spec = [np.empty(sh.nlm, complex) for _ in range(2)]
+
+    @classmethod
+    def from_domain(cls, domain, threads: int = 1) -> "Sphere":
+        return cls(domain.lmax, nthreads=threads)
 
     @property
     def size(self) -> int:
@@ -170,14 +179,45 @@ class Sphere:
         """The degree l of each real coefficient, in the real layout."""
         return real_degrees(self.lmax)
 
+    def multiplicity(self, l: int) -> int:
+        return 2 * l + 1
+
     def harmonics(self, x: np.ndarray) -> np.ndarray:
         """Y_lm(x) at points x (n, 3) of S², l ≤ lmax, in the real layout: shape (n, (lmax+1)²)."""
         return real_harmonics(x, self.lmax)
+
+    def neighbourhoods(self) -> np.ndarray:
+        """The 3×3 block in (θ, φ), periodic in φ, continued across each pole (the row beyond the
+        first ring is that ring turned by π: (-θ, φ) = (θ, φ + π))."""
+        return _neighbourhoods(self.grid_shape)
+
+    def initial_profile(self, ini) -> np.ndarray:
+        """von_mises_fisher: e^{κ⟨x,μ⟩}/ĥ_0(κ) about the unit vector μ ∝ ``mean``."""
+        mean = np.asarray(ini.mean, dtype=float)
+        return von_mises_fisher(self.points(), mean / np.linalg.norm(mean), ini.kappa)
+
+    def sample(self, values, n, rng):
+        return sampling.sample(values, (self.theta, self.phi), n, rng)
+
+    def quantile_points(self, values, n):
+        return sampling.quantile_points(values, (self.theta, self.phi), n)
 
     def rotate(self, c: np.ndarray, alpha: float, beta: float, gamma: float) -> np.ndarray:
         """Coefficients of f∘R⁻¹ for the rotation R with ZYZ Euler angles (α, β, γ)."""
         sh = self._sh
         return sh.Zrotate(sh.Yrotate(sh.Zrotate(np.ascontiguousarray(c, complex), gamma), beta), alpha)
+
+
+@functools.lru_cache(maxsize=16)
+def _neighbourhoods(shape: tuple[int, int]) -> np.ndarray:
+    index = np.arange(shape[0] * shape[1]).reshape(shape)
+    rows, cols = np.indices(shape)
+    offsets = [(0, 0)] + [(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0)]
+    hood = []
+    for i, j in offsets:
+        across = (rows + i < 0) | (rows + i >= shape[0])  # over a pole: same ring, longitude + π
+        hood.append(index[np.clip(rows + i, 0, shape[0] - 1), (cols + j + across * (shape[1] // 2)) % shape[1]].ravel())
+    return np.stack(hood, axis=1)
 
 
 def real_degrees(lmax: int) -> np.ndarray:
@@ -206,7 +246,7 @@ def real_harmonics(x: np.ndarray, lmax: int) -> np.ndarray:
         if m > 0:
             power = power * w
             q_mm *= np.sqrt((2 * m + 1) / (2 * m))
-        parts = (1.0,) if m == 0 else (np.sqrt(2.0) * power.real, np.sqrt(2.0) * power.imag)
+        parts = (1.0, 0.0) if m == 0 else (np.sqrt(2.0) * power.real, np.sqrt(2.0) * power.imag)
         previous, current = np.zeros_like(z), np.full_like(z, q_mm)
         for l in range(m, lmax + 1):
             if l == m + 1:

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
+from ..profiles import von_mises_fisher, wrapped_cauchy
+from . import sampling
+from .base import Manifold
 
 try:
     import pyfftw
@@ -81,18 +84,16 @@ class RealFFT:
         self.grid[...] = np.fft.irfft(self.spectrum, self.n, axis=-1, norm="forward")
 
 
-class Circle:
+class Circle(Manifold):
     """Spectral discretization of S¹ ⊂ R² with maximal wavenumber ``lmax``."""
 
     kind = "circle"
+    profiles = ("von_mises", "wrapped_cauchy")
+    max_lmax = MAX_WAVENUMBER
     d = 2
 
     def __init__(self, lmax: int):
-        if isinstance(lmax, bool) or not isinstance(lmax, (int, np.integer)) or not 2 <= lmax <= MAX_WAVENUMBER:
-            raise InputError(
-                f"lmax = {lmax!r} is not allowed on the circle: use an integer wavenumber from 2 to {MAX_WAVENUMBER}"
-            )
-        self.lmax = K = int(lmax)
+        self.lmax = K = self.check_lmax(lmax)
         self.n = n = fft_size(3 * K + 1)
         self.grid_shape = (n,)
         self.theta = 2.0 * np.pi * np.arange(n) / n
@@ -108,6 +109,10 @@ class Circle:
         # views into the work arrays, made once: slicing costs as much as the copies at small n
         self._band, self._tail = self._fft.spectrum[:band], self._fft.spectrum[band:]
         self._pair_band, self._pair_tail = self._pair.spectrum[:, :band], self._pair.spectrum[:, band:]
+
+    @classmethod
+    def from_domain(cls, domain, threads: int = 1) -> "Circle":
+        return cls(domain.lmax)
 
     @property
     def size(self) -> int:
@@ -209,9 +214,29 @@ class Circle:
         """The wavenumber k of each real coefficient, in the real layout."""
         return real_degrees(self.lmax)
 
+    def multiplicity(self, l: int) -> int:
+        return 2 if l else 1
+
     def harmonics(self, x: np.ndarray) -> np.ndarray:
         """Y(x) at points x (n, 2) of S¹, wavenumbers ≤ lmax, in the real layout: shape (n, 2 lmax + 1)."""
         return real_harmonics(x, self.lmax)
+
+    def neighbourhoods(self) -> np.ndarray:
+        """Each grid point and its two periodic neighbours."""
+        index = np.arange(self.n)
+        return np.stack([index, np.roll(index, 1), np.roll(index, -1)], axis=1)
+
+    def initial_profile(self, ini) -> np.ndarray:
+        """von_mises: e^{κ cos(θ-ψ)}/I_0(κ); wrapped_cauchy: (1 - R0²)/(1 - 2R0 cos(θ-ψ) + R0²)."""
+        if ini.kind == "wrapped_cauchy":
+            return wrapped_cauchy(self.theta, ini.R0, ini.psi)
+        return von_mises_fisher(self.points(), np.array([np.cos(ini.psi), np.sin(ini.psi)]), ini.kappa)
+
+    def sample(self, values, n, rng):
+        return sampling.sample(values, (self.theta,), n, rng)
+
+    def quantile_points(self, values, n):
+        return sampling.quantile_points(values, (self.theta,), n)
 
     def rotate(self, c: np.ndarray, angle: float) -> np.ndarray:
         """Coefficients of f(θ - angle): c_k e^{-ik·angle}."""

@@ -1,4 +1,4 @@
-"""Tests of the finite-n token system (spherepde.particles).
+"""Tests of the finite-n token system (spherepde.tokens).
 
 References are written independently of the code under test: naive double loops over
 ⟨Qx_i, Kx_j⟩, closed forms (circle, two tokens, β = 0), scipy's harmonics, Gegenbauer
@@ -15,13 +15,10 @@ from scipy.sparse.csgraph import connected_components
 from scipy.special import eval_chebyt, eval_gegenbauer, expit, sph_harm_y
 from scipy.stats import ortho_group
 
-from spherepde import particles
+from spherepde import kernels
 from spherepde.errors import InputError, NumericalFailure
-from spherepde.particles import (
-    _DOPRI5,
-    _Attention,
-    _normalize,
-    _rk_step,
+from spherepde.manifolds import Circle, sampling
+from spherepde.tokens import (
     attention_field,
     close_pair_fraction,
     cluster_count,
@@ -31,11 +28,11 @@ from spherepde.particles import (
     energy,
     initial_tokens,
     mean_direction,
-    numba_available,
     simulate,
     trajectory,
     velocity,
 )
+from spherepde.kernels import numba_available
 
 EPS = np.finfo(float).eps
 MODELS = st.sampled_from(["SA", "USA"])
@@ -60,7 +57,7 @@ def matrices(d, seed):
 
 
 def reference_velocity(x, beta, model, Q, K, V):
-    """theory.md §2 as written: a double loop over ⟨Qx_i, Kx_j⟩ with unstabilized e^{...}.
+    """The token velocity as written: a double loop over ⟨Qx_i, Kx_j⟩ with unstabilized e^{...}.
 
     Also returns the bound Σ_j w_ij |V x_j| / Z_i on the size of the summed terms.
     """
@@ -99,7 +96,7 @@ def test_blocked_velocity_equals_double_loop(n, d, beta, model, seed, block, ide
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 20), d=st.integers(2, 5), seed=SEEDS)
 def test_sa_and_usa_agree_at_beta_zero(n, d, seed):
-    """At β = 0 both read ẋ_i = P_{x_i} V x̄ (theory.md §2), for any Q, K, V."""
+    """At β = 0 both read ẋ_i = P_{x_i} V x̄, for any Q, K, V."""
     x = tokens(n, d, seed)
     Q, K, V = matrices(d, seed + 1)
     u = V @ x.mean(axis=0)
@@ -210,43 +207,12 @@ def test_compiled_kernel_equals_numpy(n, d, beta, model, seed, block, identity):
     assert np.all(np.abs(compiled - reference).max(axis=1) <= 1e-12 * scale + 1e-300)
 
 
-@NEEDS_NUMBA
-def test_compiled_exponential_over_its_range():
-    """USA, two tokens at angle φ: v_1 = ½ e^{β cos φ} sin φ exactly, the compiled weight being
-    e^{β(cos φ − 1)}; β = 700 and cos φ from −0.011 to 1 sweep the argument over [−708, 0].
-    The argument β(⟨x_1,x_2⟩ − 1) is rounded to ≈ 3 ε β = 5e-13 absolute: tolerance 1e-12.
-    Below −708 the weight is e^{−708} instead: v_1 is ½ e^{β − 708} sin φ, still tiny."""
-    beta = 700.0
-    for c in np.r_[np.linspace(-0.011, 1.0, 301)[:-1], 1 - 1e-9]:
-        s = math.sqrt(1 - c * c)
-        points = np.array([[1.0, 0.0], [c, s]])
-        v = velocity(points, beta, "USA", backend="numba")
-        assert v[0, 1] == pytest.approx(0.5 * math.exp(beta * c) * s, rel=1e-12)
-    v = velocity(np.array([[1.0, 0.0], [-0.5, math.sqrt(0.75)]]), beta, "USA", backend="numba")
-    assert v[0, 1] == pytest.approx(0.5 * math.exp(beta - 708.0) * math.sqrt(0.75), rel=1e-12)
-
-
-@NEEDS_NUMBA
-def test_compiled_kernel_is_independent_of_the_thread_count(monkeypatch):
-    """Above _PARALLEL_PAIRS the rows are split among threads at block boundaries; each row's
-    arithmetic is the same, so the result is identical to the one-thread result, bit for bit
-    (resumed runs depend on it)."""
-    x = tokens(1100, 3, seed=4)  # n² > 2²⁰: parallel
-    for Q in (None, matrices(3, 5)[0]):  # the symmetric and the general path
-        field = attention_field(3.0, "SA", 3, Q=Q, backend="numba")
-        monkeypatch.setattr(particles.numba.config, "NUMBA_NUM_THREADS", 3)
-        split = field(x)
-        monkeypatch.setattr(particles, "_PARALLEL_PAIRS", 10**9)
-        np.testing.assert_array_equal(field(x), split)
-        monkeypatch.undo()
-
-
 def test_backends(monkeypatch):
     """"auto" is numba when it imports, numpy otherwise; "numba" without numba is an InputError."""
     x = tokens(5, 3, seed=0)
     assert attention_field(1.0, "SA", 3, backend="numpy").backend == "numpy"
     assert attention_field(1.0, "SA", 3).backend == ("numba" if numba_available() else "numpy")
-    monkeypatch.setattr(particles, "_compiled_kernel", lambda: None)  # as if numba were absent
+    monkeypatch.setattr(kernels, "_compiled_kernel", lambda: None)  # as if numba were absent
     assert attention_field(1.0, "SA", 3, backend="AUTO").backend == "numpy"
     with pytest.raises(InputError, match="numba is not installed"):
         velocity(x, 1.0, backend="numba")
@@ -271,7 +237,7 @@ def simulate_angle(beta, model, phi0, d, t_end):
 @settings(max_examples=25, deadline=None)
 @given(beta=st.floats(-3.0, 3.0), model=MODELS, phi0=st.floats(0.2, 3.0), d=st.integers(2, 4))
 def test_two_tokens_follow_the_reduced_ode(beta, model, phi0, d):
-    """Two tokens stay in their plane and their angle φ obeys (from theory.md §2)
+    """Two tokens stay in their plane and their angle φ obeys (from the token equations)
 
         SA:  φ̇ = −2 sin φ / (1 + e^{β(1−cos φ)}),   USA: φ̇ = −e^{β cos φ} sin φ.
     """
@@ -305,29 +271,6 @@ def test_rk4_is_fourth_order(model, beta):
     assert np.all(np.abs(orders - 4) < 0.3), orders
 
 
-def test_dormand_prince_orders():
-    """The adaptive scheme with fixed steps: the solution converges at order 5 and the
-    embedded error estimate of one step scales like h⁵ (it is the difference to order 4)."""
-    x0 = tokens(6, 3, seed=3)
-    field = _Attention.build(2.0, "SA", 3, None, None, None, None)
-
-    def f(y):
-        return field(_normalize(y))
-
-    finals = []
-    for steps in (4, 8, 16):
-        y, k = x0, f(x0)
-        for _ in range(steps):
-            y, _, k = _rk_step(_DOPRI5, f, y, 1.0 / steps, k)
-            y = _normalize(y)
-        finals.append(y)
-    order = np.log2(np.abs(finals[0] - finals[1]).max() / np.abs(finals[1] - finals[2]).max())
-    assert 4.6 < order < 5.6, order  # measured 5.26 (pre-asymptotic at 4 steps)
-    estimates = [np.abs(_rk_step(_DOPRI5, f, x0, h, f(x0))[1]).max() for h in (0.2, 0.1, 0.05)]
-    orders = np.log2(np.array(estimates[:-1]) / estimates[1:])
-    assert np.all(np.abs(orders - 5) < 0.5), orders  # measured 5.1–5.2
-
-
 @pytest.mark.parametrize("model", ["SA", "USA"])
 def test_adaptive_error_follows_rtol(model):
     """Global error of the adaptive run against a fine RK4 solution: ≤ 10·rtol, decreasing."""
@@ -341,9 +284,9 @@ def test_adaptive_error_follows_rtol(model):
 
 @settings(max_examples=20, deadline=None)
 @given(n=st.integers(2, 12), d=st.integers(2, 4), beta=st.floats(-2.0, 3.0), model=MODELS,
-       seed=SEEDS, method=st.sampled_from(["rk4", "adaptive"]))
+       seed=SEEDS, method=st.sampled_from(["rk4", "dopri5"]))
 def test_rotated_tokens_give_rotated_trajectories(n, d, beta, model, seed, method):
-    """Identity matrices: the flow is O(d)-equivariant (theory.md §7), reflections included."""
+    """Identity matrices: the flow is O(d)-equivariant, reflections included."""
     x0 = tokens(n, d, seed)
     R = ortho_group.rvs(d, random_state=seed % 2**31)
     kwargs = dict(t_end=1.0, save_every=0.5, method=method, dt=0.05, rtol=1e-9)
@@ -360,7 +303,7 @@ def test_rotated_tokens_give_rotated_trajectories(n, d, beta, model, seed, metho
 @given(n=st.integers(3, 25), d=st.integers(2, 4), beta=st.floats(-3.0, 4.0), model=MODELS,
        seed=SEEDS)
 def test_energy_is_non_decreasing(n, d, beta, model, seed):
-    """theory.md §4: with identity matrices dE/dt ≥ 0 for SA and USA, any β."""
+    """With identity matrices dE/dt ≥ 0 for SA and USA, any β (docs/mathematics.md, "Energy")."""
     _, x = simulate(tokens(n, d, seed), beta, model, t_end=2.0, save_every=0.1, rtol=1e-10)
     e = np.array([energy(snapshot, beta) for snapshot in x])
     # E is summed with relative rounding ≈ n² ε / n² ~ 1e-15; the step error (rtol 1e-10 on
@@ -439,7 +382,7 @@ def test_density_sampling_on_circle_and_sphere():
     """Sample moments against exact ones; 5 standard errors tolerance (1 − 6e-7 confidence)."""
     n = 20000
     theta = np.linspace(0, 2 * np.pi, 200, endpoint=False)
-    x = initial_tokens("density", n, seed=0, density=1 + 0.5 * np.cos(2 * theta), grid=(theta,))
+    x = sampling.sample(1 + 0.5 * np.cos(2 * theta), (theta,), n, np.random.default_rng(0))
     c2 = np.cos(2 * np.arctan2(x[:, 1], x[:, 0]))
     # E cos 2θ = ∫ cos 2θ (1 + ½ cos 2θ) dθ/2π = 1/4; linear interpolation error O(h²) ≈ 1e-4
     assert abs(c2.mean() - 0.25) < 5 * c2.std() / np.sqrt(n)
@@ -447,7 +390,7 @@ def test_density_sampling_on_circle_and_sphere():
     colat = np.pi * (np.arange(60) + 0.5) / 60  # no poles on the grid: the pole closure is used
     lon = 2 * np.pi * np.arange(120) / 120
     rho = 1 + 0.9 * np.cos(colat)[:, None] * np.ones(120)
-    y = initial_tokens("density", n, 3, seed=1, density=rho, grid=(colat, lon))
+    y = sampling.sample(rho, (colat, lon), n, np.random.default_rng(1))
     # E z = ∫ z (1 + 0.9 z) dσ = 0.9/3 = 0.3; E x = E y = 0
     for k, expected in ((2, 0.3), (0, 0.0), (1, 0.0)):
         assert abs(y[:, k].mean() - expected) < 5 * y[:, k].std() / np.sqrt(n)
@@ -459,11 +402,11 @@ def test_quantile_tokens_of_the_uniform_density_are_the_lattices():
     colat = np.pi * (np.arange(30) + 0.5) / 30
     lon = 2 * np.pi * np.arange(60) / 60
     for n in (1, 2, 7, 1000):
-        x = initial_tokens("quantile", n, 3, density=np.ones((30, 60)), grid=(colat[::-1], lon))
+        x = sampling.quantile_points(np.ones((30, 60)), (colat[::-1], lon), n)
         # θ_j by bisection to 1e-16, then trigonometry: a few ε; 1000·golden angle carries 1e-13
         assert np.abs(x - initial_tokens("lattice", n, 3)).max() < 1e-12
     theta = np.linspace(0, 2 * np.pi, 50, endpoint=False)
-    y = initial_tokens("quantile", 8, density=np.full(50, 3.0), grid=(theta,))
+    y = sampling.quantile_points(np.full(50, 3.0), (theta,), 8)
     np.testing.assert_allclose(np.mod(np.arctan2(y[:, 1], y[:, 0]), 2 * np.pi), 2 * np.pi * (np.arange(8) + 0.5) / 8,
                                rtol=1e-14)
 
@@ -491,7 +434,7 @@ def test_quantile_tokens_match_the_density_to_order_one_over_n(n):
         return 1 + 0.8 * z * x + 0.5 * z + 0.3 * (x * x - y * y)
 
     harmonics = [(l, m) for l in range(1, 5) for m in range(-l, l + 1)]
-    x = initial_tokens("quantile", n, 3, density=rho(*np.meshgrid(colat, lon, indexing="ij")), grid=(colat, lon))
+    x = sampling.quantile_points(rho(*np.meshgrid(colat, lon, indexing="ij")), (colat, lon), n)
     t, p = np.arccos(np.clip(x[:, 2], -1, 1)), np.arctan2(x[:, 1], x[:, 0])
     tokens_c = np.array([np.sqrt(4 * np.pi) * np.conj(sph_harm_y(l, m, t, p)).mean() for l, m in harmonics])
     z, w = np.polynomial.legendre.leggauss(8)
@@ -501,7 +444,7 @@ def test_quantile_tokens_match_the_density_to_order_one_over_n(n):
     assert np.abs(tokens_c - exact).max() < 0.5 / n
 
     theta = 2 * np.pi * np.arange(2000) / 2000
-    y = initial_tokens("quantile", n, 2, density=1 + 0.7 * np.cos(2 * theta) + 0.2 * np.sin(3 * theta), grid=(theta,))
+    y = sampling.quantile_points(1 + 0.7 * np.cos(2 * theta) + 0.2 * np.sin(3 * theta), (theta,), n)
     angle = np.arctan2(y[:, 1], y[:, 0])
     fourier = np.array([np.exp(-1j * k * angle).mean() for k in range(1, 7)])
     assert np.abs(fourier - [0, 0.35, -0.1j, 0, 0, 0]).max() < 0.5 / n
@@ -532,8 +475,8 @@ def test_given_points():
         (lambda: velocity(tokens(4, 3, 0), 1.0, block=0), "block = 0"),
         (lambda: velocity(tokens(4, 3, 0), 1.0, backend="cuda"), "backend = 'cuda'"),
         (lambda: initial_tokens("quantile", 5, 3), "needs density"),
-        (lambda: initial_tokens("quantile", 5, 3, density=np.ones(8), grid=(np.arange(8.0) / 2,)), "d = 3"),
-        (lambda: initial_tokens("quantile", 5, density=-np.ones(8), grid=(np.arange(8.0) / 2,)), "must be >= 0"),
+        (lambda: initial_tokens("quantile", 5, 3, density=np.ones(Circle(4).grid_shape), manifold=Circle(4)), "d = 3"),
+        (lambda: sampling.quantile_points(-np.ones(8), (np.arange(8.0) / 2,), 5), "must be >= 0"),
         (lambda: simulate(tokens(4, 3, 0), 1.0, t_end=-1.0), "t_end = -1"),
         (lambda: simulate(tokens(4, 3, 0), 1.0, t_end=1.0, method="rk4"), "dt"),
         (lambda: simulate(tokens(4, 3, 0), 1.0, t_end=1.0, method="euler"), "'euler'"),
@@ -626,7 +569,7 @@ def test_default_cluster_threshold_gives_half_a_neighbour(d):
 
 
 def harmonic_dimension_theory(d, l):
-    """N(d,l) = (2l+d−2)(l+d−3)!/(l!(d−2)!) (theory.md §1), with N(2,0) = 1."""
+    """N(d,l) = (2l+d−2)(l+d−3)!/(l!(d−2)!), with N(2,0) = 1."""
     if d == 2:
         return 1 if l == 0 else 2
     return (2 * l + d - 2) * math.factorial(l + d - 3) // (math.factorial(l) * math.factorial(d - 2))
@@ -668,7 +611,7 @@ def test_spectrum_from_harmonics_on_circle_and_sphere(n, seed):
 
 @pytest.mark.parametrize("d", [2, 3, 5])
 def test_uniform_tokens_have_spectrum_n_over_N(d):
-    """theory.md §5: iid uniform tokens give E Σ_m ρ_lm² = N(d,l)/n.
+    """iid uniform tokens give E Σ_m ρ_lm² = N(d,l)/n (docs/mathematics.md, "Linear theory").
 
     Σ_m ρ_lm² = N/n + (N/n²) Σ_{i≠j} P_l(⟨x_i,x_j⟩) with pairwise uncorrelated terms of
     variance 1/N, so its variance is 2N(n−1)/n³. The mean of R runs must lie within 5
@@ -684,7 +627,7 @@ def test_uniform_tokens_have_spectrum_n_over_N(d):
 
 
 def test_energy_diagnostic_needs_identity_matrices():
-    """As for the PDE (model.AttentionModel.has_energy): the energy is defined when B = QᵀK = I
+    """As for the PDE (AttentionModel.has_energy): the energy is defined when B = QᵀK = I
     and V = I, e.g. Q = K = R orthogonal, and NaN for other matrices (no monotone energy)."""
     x = tokens(30, 3, seed=2)
     R = ortho_group.rvs(3, random_state=1)

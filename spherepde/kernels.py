@@ -1,0 +1,284 @@
+"""Attention sums over weighted point measures: the one computation behind the PDE's quadrature
+path, the weighted points that continue a run past its resolution, and the tokens.
+
+For targets x_i and a weighted point measure μ = Σ_j w_j δ_{y_j} on S^{d-1} the stabilized sums
+
+    S_i = Σ_j w_j e^{β⟨x_i,By_j⟩ - m_i} (V y_j, 1),   m_i = max_j β⟨x_i,By_j⟩,
+
+give the velocity of μ at x_i (docs/mathematics.md, "Weighted points"):
+
+    SA:  X[μ](x_i) = P_{x_i} S_i[:d] / S_i[d],     USA:  X[μ](x_i) = P_{x_i} S_i[:d] e^{m_i - s},
+
+s the model's clock shift. Tokens are the case w_j = 1/n; a density ρ on a quadrature grid is the
+case y_j = nodes, w_j = quadrature weight × ρ(y_j). Weights may be signed (a density's round-off);
+the stabilization uses the largest exponent, not the largest term.
+
+Direct backends (any B, any d; cost O(n_targets · n_sources)): "numpy" (blocked; memory
+O(n·d + block·n)) and "numba" (compiled, threads over row blocks; optional dependency). The
+n × n matrix of weights is never stored.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .model import AttentionModel, scalar_multiple
+
+#: Entries of one block of an attention matrix (512 KiB of doubles): a block stays in cache through
+#: the product, max, exponential and product passes over it.
+BLOCK_ENTRIES = 2**16
+
+#: Entries of the largest temporary array of a chunked computation (32 MiB of doubles).
+CHUNK_ENTRIES = 2**22
+
+DIRECT_BACKENDS = ("numpy", "numba")
+
+# Target rows per block of the compiled kernel (default): the block's logits, weights and
+# sums (a few KiB) stay in the first-level cache, and its loops are long enough to vectorize.
+_COMPILED_ROWS = 128
+
+# Pairs per evaluation from which the compiled kernel uses NUMBA_NUM_THREADS threads; below
+# (≲ 2 ms of work) it runs on the calling thread.
+_PARALLEL_PAIRS = 2**20
+
+# 1.5·2⁵²: adding and subtracting it rounds |x| < 2⁵¹ to the nearest integer.
+_ROUNDING = 6755399441055744.0
+
+numba = None  # imported by `_compiled_kernel` on first use (the import takes 0.1–0.35 s)
+
+
+def rows_per_block(n: int, block: int | None) -> int:
+    """Target rows per numpy block for n sources: ``block``, or BLOCK_ENTRIES // n."""
+    return max(1, BLOCK_ENTRIES // max(n, 1)) if block is None else block
+
+
+def _sums_blocked(targets, keys, values, block: int):
+    """(S, m) with m_i = max_j ⟨x_i,k_j⟩, ``block`` rows at a time (numpy; memory O(block·n))."""
+    sums = np.empty((len(targets), values.shape[1]))
+    top = np.empty(len(targets))
+    for start in range(0, len(targets), block):
+        rows = slice(start, start + block)
+        weights = targets[rows] @ keys.T
+        top[rows] = weights.max(axis=1)
+        weights -= top[rows, None]
+        np.exp(weights, out=weights)
+        sums[rows] = weights @ values
+    return sums, top
+
+
+def _sums_symmetric(x, scale: float, values, block: int):
+    """S for keys k_j = scale·x_j (targets = sources), scale ≥ 0, with m_i = scale (j = i attains it):
+    the exponentials e^{scale(⟨x_i,x_j⟩ − 1)} form a symmetric matrix, so each pair's is computed once,
+    over the upper block triangle, and serves its row and its column (numpy)."""
+    n = len(x)
+    sums = np.zeros((n, values.shape[1]))
+    for start in range(0, n, block):
+        rows = slice(start, start + block)
+        weights = x[rows] @ x[start:].T
+        b = len(weights)
+        weights -= 1.0
+        weights *= scale
+        np.exp(weights, out=weights)
+        sums[rows] += weights @ values[start:]
+        sums[start + b:] += weights[:, b:].T @ values[rows]
+    return sums
+
+
+def _target_sums(targetsT, keysT, valuesT, top, find_max, block):
+    """Sᵀ (shape (d+1, targets)) over all n sources, with m_i = top_i, or, with ``find_max``,
+    the row maxima first written into top. Target rows are taken ``block`` at a time, each
+    row's sum accumulated over j = 0..n−1 in order.
+
+    Compiled by numba (`_compiled_kernel`). Arrays are transposed (coordinates × points) so
+    that the loops over the rows of a block vectorize; LLVM's vectorizer is sensitive to their
+    form (an index offset in the last loop cost a factor 1.5–1.8, measured). The exponential is
+    inline, 2^r·p(z) with r = round(x/ln 2), z = x − r ln 2 (ln 2 in two parts, Cody–Waite), p
+    the degree-13 Taylor polynomial of e^z on |z| ≤ ln2/2 (truncation < 5·10⁻¹⁸), 2^r assembled
+    from its exponent bits: within 1 ulp of np.exp for −708 ≤ x ≤ 0 (measured), the range of the
+    stabilized logits; x < −708 counts as −708 (a weight e^{−708} ≈ 3·10⁻³⁰⁸ beside the row
+    maximum's 1); NaN propagates.
+    """
+    dk, n = keysT.shape
+    m = valuesT.shape[0]
+    targets = targetsT.shape[1]
+    sums = np.zeros((m, targets))
+    for a in range((targets + block - 1) // block):
+        i0 = a * block
+        rows = min(block, targets - i0)
+        s = np.empty(block)
+        bits = np.empty(block, dtype=np.int64)
+        power = bits.view(np.float64)
+        t = top[i0:i0 + rows]
+        for sweep in range(2 if find_max else 1):
+            for j in range(n):
+                for i in range(rows):
+                    s[i] = 0.0 if find_max and sweep == 0 else -t[i]
+                for k in range(dk):
+                    c = keysT[k, j]
+                    for i in range(rows):
+                        s[i] += c * targetsT[k, i0 + i]
+                if find_max and sweep == 0:
+                    for i in range(rows):
+                        top[i0 + i] = max(top[i0 + i], s[i])
+                    continue
+                for i in range(rows):
+                    x = -708.0 if s[i] < -708.0 else s[i]  # NaN propagates
+                    y = x * 1.4426950408889634 + _ROUNDING
+                    r = y - _ROUNDING
+                    z = (x - r * 0.693147180369123816490) - r * 1.90821492927058770002e-10
+                    p = 1.0 / 6227020800.0
+                    p = p * z + 1.0 / 479001600.0
+                    p = p * z + 1.0 / 39916800.0
+                    p = p * z + 1.0 / 3628800.0
+                    p = p * z + 1.0 / 362880.0
+                    p = p * z + 1.0 / 40320.0
+                    p = p * z + 1.0 / 5040.0
+                    p = p * z + 1.0 / 720.0
+                    p = p * z + 1.0 / 120.0
+                    p = p * z + 1.0 / 24.0
+                    p = p * z + 1.0 / 6.0
+                    p = p * z + 0.5
+                    p = p * z + 1.0
+                    p = p * z + 1.0
+                    s[i] = p
+                    bits[i] = (np.int64(r) + 1023) << 52
+                for i in range(rows):
+                    s[i] *= power[i]
+                for k in range(m):
+                    c = valuesT[k, j]
+                    for i in range(rows):
+                        sums[k, i0 + i] += c * s[i]
+    return sums
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_kernel():
+    """`_target_sums` compiled by numba (machine code cached on disk; releases the GIL),
+    or None when numba is not installed."""
+    global numba
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba.njit(nogil=True, cache=True, fastmath={"contract"})(_target_sums)
+
+
+@functools.lru_cache(maxsize=None)
+def _thread_pool(workers: int) -> ThreadPoolExecutor:
+    """The threads of `_compiled_sums`, created once per thread count."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="spherepde-attention")
+
+
+os.register_at_fork(after_in_child=_thread_pool.cache_clear)  # a forked child has none of the threads
+
+
+def _compiled_sums(targets, keys, values, top, block: int):
+    """(S, m) by the compiled kernel; m = ``top`` if given, else the row maxima.
+
+    From _PARALLEL_PAIRS pairs on, the rows are split at block boundaries among
+    NUMBA_NUM_THREADS threads (a thread pool: the kernel releases the GIL). Each row's sum
+    is the same whatever the split, so results do not depend on the number of threads.
+    """
+    n = len(targets)
+    find_max = top is None
+    top = np.full(n, -np.inf) if find_max else np.array(top, dtype=float)
+    arrays = tuple(np.ascontiguousarray(a.T) for a in (targets, keys, values))
+    kernel = _compiled_kernel()
+    blocks = -(-n // block)
+    threads = numba.config.NUMBA_NUM_THREADS if numba is not None else 1
+    workers = 1 if n * len(keys) < _PARALLEL_PAIRS else min(threads, blocks)
+    if workers == 1:
+        return kernel(*arrays, top, find_max, block).T, top
+    bounds = np.minimum(block * (blocks * np.arange(workers + 1) // workers), n)
+    parts = _thread_pool(workers).map(
+        lambda a, b: kernel(np.ascontiguousarray(arrays[0][:, a:b]), *arrays[1:], top[a:b], find_max, block),
+        bounds[:-1], bounds[1:],
+    )
+    return np.hstack(list(parts)).T, top
+
+
+def numba_available() -> bool:
+    """Whether the compiled (numba) backend can be used."""
+    return _compiled_kernel() is not None
+
+
+def direct_backend(name: str) -> str:
+    """The direct backend to use for ``name`` = "numpy", "numba" or "auto" (numba when installed)."""
+    if name == "numba" and not numba_available():
+        raise InputError(
+            "backend = 'numba' is not allowed: numba is not installed (pip install 'spherepde[numba]'); "
+            "use 'auto' or 'numpy'"
+        )
+    if name == "auto":
+        return "numba" if numba_available() else "numpy"
+    return name
+
+
+@dataclass(frozen=True, eq=False)
+class DirectSum:
+    """S_i and m_i of the module docstring for the model's β, B = QᵀK and V, by a direct backend."""
+
+    model: AttentionModel
+    backend: str = "numpy"
+    block: int | None = None
+
+    def __call__(self, targets: np.ndarray, sources: np.ndarray, weights: np.ndarray):
+        """(S, m) for targets (n_t, d) and sources (n, d) with weights (n,).
+
+        When ``targets is sources`` and B = bI with βb ≥ 0, m_i = βb is known in advance (j = i
+        attains it) and the exponentials are symmetric (used by the numpy backend). The weights
+        enter S divided by their largest modulus w*, and m carries log w* instead, so that
+        S e^m does not overflow before the weights have scaled it down (tokens: w* = 1/n)."""
+        model = self.model
+        largest = float(np.max(np.abs(weights))) or 1.0
+        values = np.hstack([sources @ model.V.T, np.ones((len(sources), 1))]) * (weights / largest)[:, None]
+        sums, top = self._sums(targets, sources, values)
+        return sums, top + np.log(largest)
+
+    def _sums(self, targets, sources, values):
+        model = self.model
+        b = scalar_multiple(model.B)
+        scale = None if b is None else model.beta * b
+        symmetric = targets is sources and scale is not None and scale >= 0
+        top = np.full(len(targets), scale) if symmetric else None
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by the caller
+            if self.backend == "numba":
+                keys = scale * sources if scale is not None else model.beta * (sources @ model.B.T)
+                return _compiled_sums(targets, keys, values, top, self.block or _COMPILED_ROWS)
+            block = rows_per_block(len(sources), self.block)
+            if symmetric:
+                return _sums_symmetric(sources, scale, values, block), top
+            return _sums_blocked(targets, model.beta * (sources @ model.B.T), values, block)
+
+
+def attention_average(model: AttentionModel, sums: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """The attention average (Cartesian, before the projection P_x) from the sums (S, m):
+    S[:d]/S[d] (SA) or S[:d] e^{m - s} (USA, s the clock shift)."""
+    d = sums.shape[1] - 1
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if model.normalized:
+            return sums[:, :d] / sums[:, d:]
+        return sums[:, :d] * np.exp(top - model.clock_shift)[:, None]
+
+
+def project(x: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """P_x u = u - ⟨x, u⟩ x, row by row."""
+    return u - np.einsum("ij,ij->i", x, u)[:, None] * x
+
+
+@dataclass(frozen=True, eq=False)
+class DirectVelocity:
+    """X[μ] at the points of μ = Σ_j w_j δ_{x_j} by a direct backend (any B, any d): O(n²)."""
+
+    model: AttentionModel
+    backend: str = "numpy"
+    block: int | None = None
+
+    def __call__(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        sums, top = DirectSum(self.model, self.backend, self.block)(x, x, w)
+        return project(x, attention_average(self.model, sums, top))

@@ -1,0 +1,85 @@
+"""The token run (``spherepde particles``): what the run loop of :mod:`spherepde.solver` drives."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import io
+from ..config import TokenConfig
+from ..errors import InputError
+from ..initial import saved_snapshot, snapshot_manifold
+from .diagnostics import diagnostics
+from .evolve import token_stepper
+from .field import TokenField
+from .initial import initial_tokens
+
+
+def initial_points(cfg: TokenConfig) -> np.ndarray:
+    """The initial tokens of ``[particles]`` (docs/config.md): uniform, lattice, points, or
+    density / quantile (iid samples / quantiles of a PDE run's density)."""
+    tokens = cfg.particles
+    if tokens.init in ("uniform", "lattice"):
+        return initial_tokens(tokens.init, tokens.n, tokens.d, seed=tokens.seed)
+    if tokens.init == "points":
+        try:
+            points = np.load(str(tokens.path))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"particles.path = {tokens.path!r} cannot be read as a .npy array: {exc}", "particles.path") from None
+        try:
+            return initial_tokens("points", tokens.n, tokens.d, points=points)
+        except InputError as exc:
+            raise InputError(f"particles.path = {tokens.path!r}: {exc}", "particles.path") from None
+    run, index = saved_snapshot(tokens.path, tokens.time, "particles")
+    manifold = snapshot_manifold(run)
+    if manifold.d != tokens.d:
+        raise InputError(f"particles.path = {tokens.path!r} holds a {manifold.kind} run in R^{manifold.d}: it needs "
+                         f"particles.d = {manifold.d}, not {tokens.d}", "particles.d")
+    density = io.read_density(tokens.path, index)
+    return initial_tokens(tokens.init, tokens.n, tokens.d, seed=tokens.seed, density=density, manifold=manifold)
+
+
+class TokenSimulation:
+    """A resolved token configuration: n tokens x_i on S^{d-1} under the velocity of
+    :class:`spherepde.tokens.field.TokenField` (the interface of :class:`spherepde.solver.Simulation`)."""
+
+    kind = "particles"
+
+    def __init__(self, cfg: TokenConfig):
+        self.cfg = cfg
+        self.model = cfg.attention()
+        self.field = TokenField(self.model, cfg.particles.backend, cfg.particles.block)
+        tcfg = cfg.time
+        self.stepper = token_stepper(tcfg.method, tcfg.dt, tcfg.rtol)
+        self.times = tcfg.save_times()
+        self.checkpoint_seconds = cfg.numerics.checkpoint_seconds
+
+    def initial_state(self) -> np.ndarray:
+        return initial_points(self.cfg)
+
+    def start(self, first: dict):
+        pass
+
+    def step(self, t: float, x: np.ndarray, t_stop: float) -> tuple[float, np.ndarray]:
+        return self.stepper.step(lambda _t, y: self.field(y), t, x, t_stop)
+
+    def diagnostics(self, x: np.ndarray) -> dict:
+        """:func:`spherepde.tokens.diagnostics` with the run's matrices (energy NaN unless QᵀK = V = I);
+        the cluster threshold ``cluster_delta`` in use is recorded with every snapshot."""
+        options, model = self.cfg.diagnostics, self.model
+        return diagnostics(x, model.beta, options.lmax, options.cluster_delta, self.cfg.particles.block,
+                           Q=model.Q, K=model.K, V=model.V)
+
+    def fields(self, x: np.ndarray) -> dict:
+        return {"points": x}
+
+    def saved(self, x: np.ndarray) -> dict:
+        return {"points": x}
+
+    def restored(self, saved: dict) -> np.ndarray:
+        return saved["points"]
+
+    def layout(self) -> dict:
+        return {"attrs": {"manifold": self.kind, "backend": self.field.backend}}
+
+    @staticmethod
+    def describe(diag: dict) -> str:
+        return f"clusters={diag['clusters']} |mean x|={diag['mean_direction']:.3g} close pairs={diag['close_pairs']:.3g}"

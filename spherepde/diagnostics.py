@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .harmonics import LOG_MAX_FLOAT
+from .harmonics import LOG_MAX_FLOAT, funk_hecke, funk_hecke_over_beta
 from .manifolds import Manifold
+from .model import AttentionModel
 
 TOP_FRACTION = 0.1
 
@@ -35,12 +36,22 @@ def tail_energy(spectrum: np.ndarray) -> float:
     return float(np.sum(spectrum[-top:])) / total if total > 0 else 0.0
 
 
-def energy_scaled(equation, spectrum: np.ndarray) -> float:
-    """e^{-|β|} E_β; at β = 0 the limit ½ Σ_{l≥1} (ĥ_l/β) E_l."""
-    beta, kernel = equation.model.beta, equation.attention
+def energy_scaled(model: AttentionModel, spectrum: np.ndarray) -> float:
+    """e^{-|β|} E_β = e^{-|β|} (1/2β) Σ_l ĥ_l E_l from the energy per degree; at β = 0 the limit ½ Σ_{l≥1} (ĥ_l/β) E_l."""
+    lmax, beta = len(spectrum) - 1, model.beta
     if beta == 0.0:
-        return 0.5 * float(np.dot(kernel.potential_by_degree, spectrum))  # its entry l = 0 is 0
-    return float(np.dot(kernel.kernel_by_degree, spectrum)) / (2.0 * beta)
+        return 0.5 * float(np.dot(funk_hecke_over_beta(lmax, 0.0, model.d), spectrum))  # its entry l = 0 is 0
+    return float(np.dot(funk_hecke(lmax, beta, model.d, scaled=True), spectrum)) / (2.0 * beta)
+
+
+def energies(model: AttentionModel, spectrum: np.ndarray, rate_scaled: float) -> dict:
+    """The diagnostics energy, energy_scaled and energy_rate from the energy per degree and the scaled
+    dissipation e^{-|β|} dE_β/dt; NaN for models without a monotone energy."""
+    if not model.has_energy:
+        return dict.fromkeys(("energy", "energy_scaled", "energy_rate"), math.nan)
+    e_scaled = energy_scaled(model, spectrum)
+    return {"energy": _unscaled(e_scaled, model.beta), "energy_scaled": e_scaled,
+            "energy_rate": _unscaled(float(rate_scaled), model.beta)}
 
 
 def _unscaled(value: float, beta: float) -> float:
@@ -50,23 +61,21 @@ def _unscaled(value: float, beta: float) -> float:
 
 def snapshot(equation, c: np.ndarray) -> dict:
     """All diagnostics of the state with coefficients c."""
-    M = equation.manifold
-    beta = equation.model.beta
+    M, model = equation.manifold, equation.model
     spectrum = M.degree_energy(c)
-    if equation.model.has_energy:
+    if model.has_energy:
         rho, X, kr = equation.velocity(c)
         dissipation = M.speed(X) ** 2 * rho  # |X|² ρ
-        rate_scaled = np.sum(M.weights * kr * dissipation) if kr is not None else np.sum(M.weights * dissipation) * math.exp(-abs(beta))
-        e_scaled = energy_scaled(equation, spectrum)
-        energy = {"energy": _unscaled(e_scaled, beta), "energy_scaled": e_scaled, "energy_rate": _unscaled(float(rate_scaled), beta)}
+        # e^{-|β|} ∫ (K∗ρ)^s |X|² ρ dσ, K∗ρ = ĥ_0 K̃∗ρ
+        rate = (np.sum(M.weights * kr * dissipation) * math.exp(equation.attention.kernel_log_scale - abs(model.beta))
+                if kr is not None else np.sum(M.weights * dissipation) * math.exp(-abs(model.beta)))
     else:
-        rho = M.synthesis(c)
-        energy = dict.fromkeys(("energy", "energy_scaled", "energy_rate"), math.nan)
+        rho, rate = M.synthesis(c), math.nan
     return {
         "mass": float(np.sum(M.weights * rho)),
-        **energy,
-        "min_density": float(np.min(rho)),
-        "max_density": float(np.max(rho)),
+        **energies(model, spectrum, float(rate)),
+        "min_density": float(np.min(rho[M.significant])),
+        "max_density": float(np.max(rho[M.significant])),
         "spectrum": spectrum,
         "tail_energy": tail_energy(spectrum),
         "mean_direction": math.sqrt(spectrum[1] / M.d),

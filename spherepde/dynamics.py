@@ -21,20 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import NumericalFailure
-from .kernels import DirectSum, attention_average
+from .kernels import DirectSum, attention_average, flush_negligible
 from .manifolds import Manifold
 from .model import AttentionModel
-
-
-def _flush_negligible(multiplier: np.ndarray) -> np.ndarray:
-    """The multiplier with its entries below 1e-150 of the largest set to 0.
-
-    The kernel's coefficients decay like (β/2)^l/l!: at lmax = 255, β = 9 they reach 1e-300,
-    and their products with the coefficients are subnormal numbers, on which every transform
-    runs several times slower. Relative to the leading term they are invisible in double
-    precision (≤ 1e-150 · max|c|/|c_0|), so zero is the same field.
-    """
-    return np.where(np.abs(multiplier) < 1e-150 * np.max(np.abs(multiplier)), 0.0, multiplier)
 
 
 class FunkHeckeVelocity:
@@ -51,9 +40,10 @@ class FunkHeckeVelocity:
     def __init__(self, manifold: Manifold, model: AttentionModel):
         self.manifold = manifold
         self.normalized = model.normalized
+        self.kernel_log_scale = model.kernel_log_scale  # K̃∗ρ = K∗ρ / ĥ_0
         degrees = manifold.degrees
         k, g, self.prefactor = model.multipliers(manifold.lmax)
-        k, g = _flush_negligible(k), _flush_negligible(g)
+        k, g = flush_negligible(k), flush_negligible(g)
         self.kernel_by_degree, self.potential_by_degree = k, g
         self.kernel = k[degrees]
         v = model.value_scale
@@ -62,7 +52,7 @@ class FunkHeckeVelocity:
             self.mixing = None
             return
         self.potential = g[degrees]
-        self.normal = _flush_negligible(model.normal_multipliers(manifold.lmax))[degrees]
+        self.normal = flush_negligible(model.normal_multipliers(manifold.lmax))[degrees]
         frame = manifold.tangent_frame
         Vx = manifold.points() @ model.V.T
         # (⟨e_a, V e_b⟩, ⟨e_a, V x⟩) on the grid
@@ -82,7 +72,7 @@ class FunkHeckeVelocity:
             scale, kr = self.prefactor, None
         else:
             kr = M.synthesis(c * self.kernel)
-            if np.min(kr) <= 0:  # NaN passes on: the stepper rejects or reports it
+            if np.min(kr[M.significant]) <= 0:  # NaN passes on: the stepper rejects or reports it
                 raise NumericalFailure(
                     "K*rho is no longer positive on the grid: the density has lost resolution "
                     f"(min rho = {np.min(rho):.3g}); rerun with a larger lmax"
@@ -185,7 +175,7 @@ class ContinuityEquation:
         """(min ρ, max ρ) on the grid at the last evaluation."""
         if self._last is None:
             raise RuntimeError("no evaluation yet")
-        rho = self._last[0]
+        rho = self._last[0][self.manifold.significant]
         return float(np.min(rho)), float(np.max(rho))
 
     def max_step(self) -> float:

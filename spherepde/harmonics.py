@@ -132,16 +132,22 @@ def log_funk_hecke(lmax: int, beta: float, d: int = 3) -> tuple[np.ndarray, np.n
     return logh, sign
 
 
-def funk_hecke(lmax: int, beta: float, d: int = 3, scaled: bool = False) -> np.ndarray:
-    """ĥ_l(β) for l = 0..lmax; with ``scaled=True`` the values e^{-|β|} ĥ_l(β) (always finite)."""
+def _shift(beta: float, scaled: bool, log_scale: float | None) -> float:
+    return log_scale if log_scale is not None else abs(beta) if scaled else 0.0
+
+
+def funk_hecke(lmax: int, beta: float, d: int = 3, scaled: bool = False, log_scale: float | None = None) -> np.ndarray:
+    """ĥ_l(β) for l = 0..lmax; with ``scaled=True`` the values e^{-|β|} ĥ_l(β) (always finite), with
+    ``log_scale`` = s the values e^{-s} ĥ_l(β) (s = log ĥ_0: the ratios ĥ_l/ĥ_0, finite for every d)."""
     logh, sign = log_funk_hecke(lmax, beta, d)
-    shift = abs(beta) if scaled else 0.0
+    shift = _shift(beta, scaled, log_scale)
     with np.errstate(over="ignore"):
         return sign * np.exp(logh - shift)
 
 
-def funk_hecke_over_beta(lmax: int, beta: float, d: int = 3, scaled: bool = False) -> np.ndarray:
-    """ĥ_l(β)/β for l = 1..lmax (entry 0 is set to 0), with its limit at β = 0.
+def funk_hecke_over_beta(lmax: int, beta: float, d: int = 3, scaled: bool = False,
+                         log_scale: float | None = None) -> np.ndarray:
+    """ĥ_l(β)/β for l = 1..lmax (entry 0 is set to 0), with its limit at β = 0 (scaled as :func:`funk_hecke`).
 
     This is the multiplier of the potential (1/β) K∗ρ whose gradient is the USA
     velocity; at β = 0 only l = 1 survives, ĥ_1/β → 1/d.
@@ -153,22 +159,23 @@ def funk_hecke_over_beta(lmax: int, beta: float, d: int = 3, scaled: bool = Fals
         out[1] = 1.0 / d
         return out
     logh, sign = log_funk_hecke(lmax, beta, d)
-    shift = abs(beta) if scaled else 0.0
+    shift = _shift(beta, scaled, log_scale)
     with np.errstate(over="ignore"):
         out[1:] = sign[1:] * np.exp(logh[1:] - np.log(abs(beta)) - shift) * np.sign(beta)
     return out
 
 
-def funk_hecke_derivative(lmax: int, beta: float, d: int = 3, scaled: bool = False) -> np.ndarray:
-    """∂_β ĥ_l(β) = ĥ_{l+1}(β) + (l/β) ĥ_l(β) for l = 0..lmax (scaled: times e^{-|β|}).
+def funk_hecke_derivative(lmax: int, beta: float, d: int = 3, scaled: bool = False,
+                          log_scale: float | None = None) -> np.ndarray:
+    """∂_β ĥ_l(β) = ĥ_{l+1}(β) + (l/β) ĥ_l(β) for l = 0..lmax (scaled as :func:`funk_hecke`).
 
     From I'_ν = I_{ν+1} + (ν/β) I_ν with ν = l + ν₀ and the factor β^{-ν₀} of ĥ_l. Both terms
     have the sign of ĥ_{l+1}(β) for either sign of β, so the sum never cancels; at β = 0 it is the
     limit ∂_β ĥ_1 = 1/d (all other degrees 0). This is the multiplier of the normal part of the
     attention sum, ⟨x, ∫ e^{β⟨x,y⟩} y ρ(y) dσ(y)⟩ = ∂_β(K∗ρ)(x).
     """
-    h = funk_hecke(lmax + 1, beta, d, scaled)
-    return h[1:] + np.arange(lmax + 1) * funk_hecke_over_beta(lmax, beta, d, scaled)
+    h = funk_hecke(lmax + 1, beta, d, scaled, log_scale)
+    return h[1:] + np.arange(lmax + 1) * funk_hecke_over_beta(lmax, beta, d, scaled, log_scale)
 
 
 def kernel_bandwidth(beta: float, d: int = 3, tol: float = 1e-8) -> int:

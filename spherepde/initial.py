@@ -132,7 +132,7 @@ def _check_density(manifold: Manifold, c: np.ndarray, f: np.ndarray | None):
                 f"the initial density is not resolved at lmax = {manifold.lmax}: a share {lost:.2g} of its "
                 "L2 norm lies beyond it; raise domain.lmax or make the density smoother", "domain.lmax"
             )
-    rho = manifold.synthesis(c)
+    rho = manifold.synthesis(c)[manifold.significant]
     if not np.all(np.isfinite(rho)):
         raise InputError("the initial density is not finite on the grid", "initial")
     low = float(np.min(rho))

@@ -282,3 +282,70 @@ class DirectVelocity:
     def __call__(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
         sums, top = DirectSum(self.model, self.backend, self.block)(x, x, w)
         return project(x, attention_average(self.model, sums, top))
+
+
+#: Relative size ĥ_l/ĥ_0 below which the spectral sums drop the kernel's degrees (its band limit at this
+#: tolerance is about 8√β on S²); with the transforms' 1e-13 it makes the spectral velocity agree with the
+#: direct sum to about 1e-12 of the largest speed.
+SPECTRAL_TOL = 1e-14
+
+
+def flush_negligible(multiplier: np.ndarray) -> np.ndarray:
+    """The multiplier with its entries below 1e-150 of the largest set to 0.
+
+    The kernel's coefficients decay like (β/2)^l/l!: at lmax = 255, β = 9 they reach 1e-300,
+    and their products with the coefficients are subnormal numbers, on which every transform
+    runs several times slower. Relative to the leading term they are invisible in double
+    precision (≤ 1e-150 · max|c|/|c_0|), so zero is the same field.
+    """
+    return np.where(np.abs(multiplier) < 1e-150 * np.max(np.abs(multiplier)), 0.0, multiplier)
+
+
+class SpectralVelocity:
+    """X[μ] at the points of μ = Σ_j w_j δ_{x_j} for B = bI (any V), by harmonic sums (docs/mathematics.md,
+    "Weighted points"): with c the coefficients of μ on ``manifold`` (whose lmax is the kernel's band at
+    SPECTRAL_TOL) and k_l, g_l, q_l = e^{-|β'|}(ĥ_l, ĥ_l/β', ∂_β'ĥ_l) at β' = βb,
+
+        m̃(x) = ∇(Σ g_l c_l Y_l)(x) + x Σ q_l c_l Y_l(x),   Z̃(x) = Σ k_l c_l Y_l(x),
+        SA: X = P_x V m̃ / Z̃,   USA: X = e^{|β'| - s} P_x V m̃,
+
+    three non-uniform transforms (two for V = vI) of cost O(n + L² log L) instead of the O(n²) direct sum.
+    ``manifold`` is any object with :meth:`~spherepde.manifolds.Manifold.locate`, ``degrees`` and ``lmax``.
+    """
+
+    def __init__(self, model: AttentionModel, manifold):
+        if model.kernel_beta is None:
+            raise ValueError("the spectral sums need B = bI and a finite beta")
+        self.model, self.manifold = model, manifold
+        degrees = manifold.degrees
+        k, g, self.prefactor = model.multipliers(manifold.lmax)
+        self.kernel = flush_negligible(k)[degrees]
+        v = model.value_scale
+        self.potential = flush_negligible(g)[degrees] * (1.0 if v is None else v)
+        self.normal = None if v is not None else flush_negligible(model.normal_multipliers(manifold.lmax))[degrees]
+
+    def __call__(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return self.evaluate(x, w)[0]
+
+    def evaluate(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """X at the points, and for SA the scaled normalizer Z̃ = e^{-|β'|} K∗μ there (None for USA)."""
+        points = self.manifold.locate(x)
+        c = points.coefficients(w)
+        u = points.gradient(c * self.potential)
+        if self.normal is not None:
+            u = project(x, (u + x * points.synthesis(c * self.normal)[:, None]) @ self.model.V.T)
+        if not self.model.normalized:
+            return u * self.prefactor, None
+        z = points.synthesis(c * self.kernel)
+        return u / z[:, None], z
+
+
+@dataclass(frozen=True, eq=False)
+class ZeroTemperaturePointVelocity:
+    """X^∞(x) = P_x V Bᵀx/|Bᵀx| (SA at β = ∞): independent of the measure."""
+
+    model: AttentionModel
+
+    def __call__(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        u = x @ self.model.B
+        return project(x, (u / np.linalg.norm(u, axis=1, keepdims=True)) @ self.model.V.T)

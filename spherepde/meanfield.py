@@ -5,8 +5,6 @@ S¹), for one snapshot (`tokens_vs_density`) or two run files (`compare_token_ru
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from . import io
@@ -14,7 +12,7 @@ from .config import loads
 from .errors import InputError, NumericalFailure
 from .initial import snapshot_manifold
 from .kernels import CHUNK_ENTRIES
-from .manifolds import Manifold, manifold_class, manifold_from_config
+from .manifolds import manifold_class, with_degree
 from .tokens.points import as_points
 
 #: Default order s of `sobolev_distance`. The H^{-s} norm of a Dirac mass on S^{d-1} is finite
@@ -25,11 +23,6 @@ SOBOLEV_ORDER = 2.0
 
 #: Largest number of cost-matrix entries n·m handed to the exact OT solver (800 MB of doubles).
 MAX_TRANSPORT_ENTRIES = 10**8
-
-
-def _like(manifold: Manifold, lmax: int) -> Manifold:
-    """The same manifold (kind and dimension) at another truncation degree."""
-    return manifold_from_config(SimpleNamespace(kind=manifold.kind, lmax=int(lmax), dim=manifold.d))
 
 
 def empirical_coefficients(points, manifold, block: int = 4096) -> np.ndarray:
@@ -174,7 +167,7 @@ def density_support(manifold, c, grid_lmax: int | None = None) -> tuple[np.ndarr
     grid_lmax = lmax if grid_lmax is None else grid_lmax
     if isinstance(grid_lmax, bool) or not isinstance(grid_lmax, (int, np.integer)) or 3 * grid_lmax < lmax:
         raise InputError(f"grid_lmax = {grid_lmax!r} is not allowed: use an integer >= lmax/3 = {lmax / 3:g}")
-    grid = _like(manifold, grid_lmax)
+    grid = with_degree(manifold, grid_lmax)
     x = grid.points().reshape(-1, manifold.d)
     a = manifold.real_coefficients(c)
     rows = max(1, CHUNK_ENTRIES // manifold.real_size)  # 32 MB of harmonics at a time
@@ -197,7 +190,7 @@ def tokens_vs_density(points, manifold, c, lmax: int = 16, s: float = SOBOLEV_OR
     """
     if isinstance(lmax, bool) or not isinstance(lmax, (int, np.integer)) or not 2 <= lmax <= manifold.lmax:
         raise InputError(f"lmax = {lmax!r} is not allowed: use a degree from 2 to the density's lmax {manifold.lmax}")
-    low = _like(manifold, lmax)
+    low = with_degree(manifold, lmax)
     tokens = empirical_coefficients(points, low)
     density = manifold.real_coefficients(c)[:low.real_size]  # the layout of a lower degree is a prefix
     result = {"lmax": int(lmax), "s": float(s), "particle_coefficients": tokens, "density_coefficients": density,

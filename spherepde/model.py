@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .errors import InputError
-from .harmonics import check_beta, check_dimension, funk_hecke, funk_hecke_derivative, funk_hecke_over_beta
+from .harmonics import check_beta, check_dimension, funk_hecke, funk_hecke_derivative, funk_hecke_over_beta, log_funk_hecke
 
 MODELS = ("SA", "USA")
 CLOCKS = ("depth", "rescaled")
@@ -192,24 +192,30 @@ class AttentionModel:
                     "(for other matrices the uniform state is in general not stationary)")
         return ""
 
+    @property
+    def kernel_log_scale(self) -> float:
+        """log ĥ_0(β'), β' = βb: the spectral multipliers are divided by ĥ_0, which keeps them finite for
+        every d (e^{-|β'|} would underflow in high dimension, where ĥ_0 ≪ e^{|β'|})."""
+        beta = self.kernel_beta
+        if beta is None:
+            raise ValueError("the kernel is zonal only for B = bI and finite beta")
+        return float(log_funk_hecke(0, beta, self.d)[0][0])
+
     def multipliers(self, lmax: int) -> tuple[np.ndarray, np.ndarray, float]:
         """Scaled spectral multipliers (k_l, g_l) of the zonal kernel at β' = βb, and the velocity prefactor.
 
-        k_l = e^{-|β'|} ĥ_l(β'), g_l = e^{-|β'|} ĥ_l(β')/β', so that with K̃∗ρ = Σ k_l ρ_l and
-        G̃∗ρ = Σ g_l ρ_l, for V = I:  SA: X = ∇(G̃∗ρ)/(K̃∗ρ) (prefactor 1),  USA: X = e^{|β'| - s} ∇(G̃∗ρ)
-        with s the clock shift.
+        k_l = ĥ_l(β')/ĥ_0, g_l = ĥ_l(β')/(β' ĥ_0), so that with K̃∗ρ = Σ k_l ρ_l and G̃∗ρ = Σ g_l ρ_l,
+        for V = I:  SA: X = ∇(G̃∗ρ)/(K̃∗ρ) (prefactor 1),  USA: X = ĥ_0 e^{-s} ∇(G̃∗ρ) with s the clock shift.
         """
-        beta = self.kernel_beta
-        if beta is None:
-            raise ValueError("the kernel is zonal only for B = bI and finite beta")
-        k = funk_hecke(lmax, beta, self.d, scaled=True)
-        g = funk_hecke_over_beta(lmax, beta, self.d, scaled=True)
-        prefactor = 1.0 if self.normalized else float(np.exp(abs(beta) - self.clock_shift))
+        beta, scale = self.kernel_beta, self.kernel_log_scale
+        assert beta is not None
+        k = funk_hecke(lmax, beta, self.d, log_scale=scale)
+        g = funk_hecke_over_beta(lmax, beta, self.d, log_scale=scale)
+        prefactor = 1.0 if self.normalized else float(np.exp(scale - self.clock_shift))
         return k, g, prefactor
 
     def normal_multipliers(self, lmax: int) -> np.ndarray:
-        """q_l = e^{-|β'|} ∂_β' ĥ_l(β'): ⟨x, e^{-|β'|} m(x)⟩ = Σ q_l ρ_l(x) for B = bI."""
+        """q_l = ∂_β' ĥ_l(β')/ĥ_0: ⟨x, m(x)⟩/ĥ_0 = Σ q_l ρ_l(x) for B = bI."""
         beta = self.kernel_beta
-        if beta is None:
-            raise ValueError("the kernel is zonal only for B = bI and finite beta")
-        return funk_hecke_derivative(lmax, beta, self.d, scaled=True)
+        assert beta is not None, "the kernel is zonal only for B = bI and finite beta"
+        return funk_hecke_derivative(lmax, beta, self.d, log_scale=self.kernel_log_scale)

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .harmonics import funk_hecke
+from .harmonics import log_funk_hecke
 
 
 def von_mises_fisher_of_cosine(t: np.ndarray, kappa: float, d: int) -> np.ndarray:
     """e^{κt} / ĥ_0(κ) on S^{d-1} as a function of t = ⟨x, μ⟩, overflow-free.
 
     ĥ_0(κ) = ∫ e^{κ⟨x,μ⟩} dσ(x) is the Funk–Hecke coefficient of degree 0 (docs/mathematics.md)."""
-    norm = funk_hecke(0, kappa, d, scaled=True)[0]  # e^{-κ} ĥ_0(κ)
-    return np.exp(kappa * (t - 1.0)) / norm
+    return np.exp(kappa * t - log_funk_hecke(0, kappa, d)[0][0])
 
 
 def von_mises_fisher(x: np.ndarray, mean: np.ndarray, kappa: float) -> np.ndarray:

@@ -200,3 +200,54 @@ def test_linearization_at_uniform_gives_the_linear_rates(M, name, beta):
         assert derivative[index] == pytest.approx(rates[l], abs=1e-7 * scale)
         others = np.delete(derivative, index)
         assert np.abs(others).max() <= 1e-7 * scale
+
+
+# --------------------------------------------------------------------------- sums at arbitrary points
+
+
+def random_points(M, n, seed):
+    """n random points of the manifold: uniform on S^{d-1}, or on the zonal plane (e_1, e_d)."""
+    rng = np.random.default_rng(seed)
+    if M.kind == "zonal":
+        theta = rng.uniform(0, np.pi, n)
+        x = np.zeros((n, M.d))
+        x[:, 0], x[:, -1] = np.sin(theta), np.cos(theta)
+        return x
+    x = rng.standard_normal((n, M.d))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@given(seed=SEEDS)
+@settings(max_examples=5, deadline=None)
+def test_point_sums_agree_with_the_grid_and_the_harmonics(M, seed):
+    """locate(x): the synthesis equals the grid values at the grid points, a point measure's coefficients
+    are Σ_j w_j Y(x_j) (harmonics() at the points), and the coefficients of the quadrature measure
+    Σ_j q_j ρ(x_j) δ_{x_j} of an exact rule of degree 2·lmax are those of ρ. Accuracy: the non-uniform
+    transforms' epsilon 1e-13 relative to the coefficients' norm."""
+    a = random_real(M, seed)
+    c = M.from_real_coefficients(a)
+    scale = np.abs(a).sum() * np.sqrt(M.multiplicity(M.lmax))
+    grid = M.points().reshape(-1, M.d)
+    np.testing.assert_allclose(M.locate(grid).synthesis(c), M.synthesis(c).ravel(), atol=1e-11 * scale)
+    x, w = random_points(M, 9, seed), np.random.default_rng(seed).uniform(0.1, 1, 9)
+    np.testing.assert_allclose(M.real_coefficients(M.locate(x).coefficients(w)), w @ M.harmonics(x), atol=1e-11 * w.sum() * scale)
+    points, q = M.quadrature(2 * M.lmax)
+    assert q.sum() == pytest.approx(1.0, abs=1e-14)
+    P = M.locate(points)
+    np.testing.assert_allclose(M.real_coefficients(P.coefficients(q * P.synthesis(c))), a, atol=1e-11 * scale)
+
+
+def test_point_gradient_is_the_derivative_along_the_manifold(M):
+    """∇u at points against central differences along the tangent frame of each point (h = 1e-6: truncation
+    h²|u‴| and round-off ε|u|/h, below 1e-6 of max|∇u|), and tangent: ⟨x, ∇u⟩ = 0."""
+    c = M.from_real_coefficients(random_real(M, 1, decay=2.0))
+    x = random_points(M, 6, 3)
+    G = M.locate(x).gradient(c)
+    assert np.abs(np.einsum("ij,ij->i", G, x)).max() < 1e-10 * np.abs(G).max()
+    h = 1e-6
+    directions = [np.eye(M.d)[i] for i in range(M.d)] if M.kind != "zonal" else [np.eye(M.d)[0], np.eye(M.d)[-1]]
+    for e in directions:
+        t = e - np.einsum("ij,j->i", x, e)[:, None] * x  # P_x e
+        move = lambda s: (x + s * t) / np.linalg.norm(x + s * t, axis=1, keepdims=True)  # noqa: E731
+        derivative = (M.locate(move(h)).synthesis(c) - M.locate(move(-h)).synthesis(c)) / (2 * h)
+        np.testing.assert_allclose(derivative, np.einsum("ij,ij->i", G, t), atol=1e-6 * np.abs(G).max())

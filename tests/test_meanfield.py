@@ -220,7 +220,7 @@ def test_particle_energy_is_the_pde_energy_less_one_over_two_beta(d, beta):
     M = MANIFOLDS[d](48)
     equation = ContinuityEquation(M, AttentionModel("SA", beta, d))
     spectrum = tokens.empirical_spectrum(x, M.lmax)
-    pde_energy = diagnostics.energy_scaled(equation, spectrum) * np.exp(abs(beta))
+    pde_energy = diagnostics.energy_scaled(equation.model, spectrum) * np.exp(abs(beta))
     assert tokens.energy(x, beta) == pytest.approx(pde_energy - 1 / (2 * beta), rel=1e-11)
     # and by coefficients from the harmonics instead of the pair sum
     a = meanfield.empirical_coefficients(x, M)

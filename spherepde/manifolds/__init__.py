@@ -1,6 +1,7 @@
 """The registry of discretized manifolds: ``[domain] kind`` → class (:mod:`.base` for the interface)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from ..errors import InputError
@@ -27,4 +28,18 @@ def manifold_from_config(domain: Any, threads: int = 1) -> Manifold:
     return manifold_class(domain.kind).from_domain(domain, threads)
 
 
-__all__ = ["MANIFOLDS", "Manifold", "Sphere", "Circle", "Zonal", "manifold_class", "manifold_from_config"]
+def with_degree(manifold: Manifold, lmax: int, threads: int = 1) -> Manifold:
+    """The same manifold (kind and dimension) at another truncation degree."""
+    return manifold_from_config(SimpleNamespace(kind=manifold.kind, lmax=int(lmax), dim=manifold.d), threads)
+
+
+def for_points(d: int, lmax: int, threads: int = 1) -> Manifold:
+    """The manifold whose harmonic sums serve points of S^{d-1} ⊂ R^d: the circle (d = 2) or the sphere (d = 3)."""
+    kinds = {2: "circle", 3: "sphere"}
+    if d not in kinds:
+        raise InputError(f"harmonic sums over points exist here for d = 2 and d = 3, not d = {d}")
+    return manifold_from_config(SimpleNamespace(kind=kinds[d], lmax=max(2, int(lmax)), dim=None), threads)
+
+
+__all__ = ["MANIFOLDS", "Manifold", "Sphere", "Circle", "Zonal", "manifold_class", "manifold_from_config", "with_degree",
+           "for_points"]

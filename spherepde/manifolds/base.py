@@ -16,13 +16,31 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from ..errors import InputError
 
 Tangent = tuple  # components (v_1, ..., v_k) of a tangent field, each of shape grid_shape
+
+#: Accuracy asked of the non-uniform transforms (ducc0: at least 2e-13 in double precision).
+POINT_EPSILON = 1e-13
+
+
+class PointSet(Protocol):
+    """Harmonic sums at given points x_1..x_n of the manifold (unit vectors in R^d), in the manifold's
+    spectral layout (:meth:`Manifold.locate`)."""
+
+    def coefficients(self, w: np.ndarray) -> np.ndarray:
+        """The coefficients of the weighted point measure Σ_j w_j δ_{x_j} (its density w.r.t. σ, band-limited
+        to lmax): the real coefficients are a_lm = Σ_j w_j Y_lm(x_j)."""
+
+    def synthesis(self, c: np.ndarray) -> np.ndarray:
+        """Σ c Y at the points, shape (n,)."""
+
+    def gradient(self, c: np.ndarray) -> np.ndarray:
+        """∇(Σ c Y) at the points, as Cartesian tangent vectors (n, d)."""
 
 
 class Manifold(ABC):
@@ -158,12 +176,23 @@ class Manifold(ABC):
         """
         x = self.points()
         zero = np.zeros(self.size, self.analysis(x[..., 0]).dtype)
-        gradients = [self.scalar_and_gradient(zero, self.analysis(x[..., i]))[1] for i in range(self.d)]
+        gradients = [tuple(g.copy() for g in self.scalar_and_gradient(zero, self.analysis(x[..., i]))[1])  # work buffers
+                     for i in range(self.d)]
         frame = np.empty((len(gradients[0]), *self.grid_shape, self.d))
         for i, gradient in enumerate(gradients):
             for a, component in enumerate(gradient):
                 frame[a, ..., i] = component
         return frame
+
+    @functools.cached_property
+    def significant(self) -> np.ndarray:
+        """The grid points whose quadrature weight is at least 1e-14 of the largest (boolean, grid shape).
+
+        Pointwise checks and extrema of a density look only there: on the zonal grid in high d the
+        outermost nodes carry weights down to 1e-70, where a band-limited field's values are round-off
+        amplified by the huge zonal harmonics, and that round-off has no weight in any integral.
+        (All points of S² and S¹ are significant.)"""
+        return self.weights >= 1e-14 * np.max(self.weights)
 
     def tangent(self, w: np.ndarray) -> Tangent:
         """Tangent components ⟨e_a, w⟩ of the Cartesian grid field w (shape grid_shape + (d,)): P_x w."""
@@ -177,6 +206,17 @@ class Manifold(ABC):
     def initial_profile(self, ini: Any) -> np.ndarray:
         """Grid values of the closed-form initial density ``ini`` (one of :attr:`profiles`)."""
         raise InputError(f"initial.kind = {ini.kind!r} is not allowed on the {self.kind}")
+
+    # --------------------------------------------------------------- harmonic sums at points
+    @abstractmethod
+    def locate(self, x: np.ndarray) -> PointSet:
+        """Harmonic sums of degree ≤ lmax at the points x (n, d) (:class:`PointSet`): the velocity of weighted
+        points by Funk–Hecke multipliers, and a point measure's coefficients."""
+
+    @abstractmethod
+    def quadrature(self, degree: int) -> tuple[np.ndarray, np.ndarray]:
+        """Points (n, d) and weights (n,), summing to 1, of a quadrature rule on the manifold exact for
+        band-limited functions of degree ≤ ``degree`` (the fewest points of the manifold's own kind of grid)."""
 
     # --------------------------------------------------------------- points from a density
     def sample(self, values: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

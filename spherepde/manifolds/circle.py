@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import numpy as np
 
+import ducc0
+
 from ..errors import InputError
 from ..profiles import von_mises_fisher, wrapped_cauchy
 from . import sampling
-from .base import Manifold
+from .base import POINT_EPSILON, Manifold
 
 try:
     import pyfftw
@@ -232,6 +234,14 @@ class Circle(Manifold):
             return wrapped_cauchy(self.theta, ini.R0, ini.psi)
         return von_mises_fisher(self.points(), np.array([np.cos(ini.psi), np.sin(ini.psi)]), ini.kappa)
 
+    def locate(self, x: np.ndarray) -> "_CirclePoints":
+        return _CirclePoints(self.lmax, x)
+
+    def quadrature(self, degree: int) -> tuple[np.ndarray, np.ndarray]:
+        """degree+1 equispaced points (exact up to wavenumber degree)."""
+        theta = 2.0 * np.pi * np.arange(degree + 1) / (degree + 1)
+        return np.column_stack([np.cos(theta), np.sin(theta)]), np.full(degree + 1, 1.0 / (degree + 1))
+
     def sample(self, values, n, rng):
         return sampling.sample(values, (self.theta,), n, rng)
 
@@ -241,6 +251,37 @@ class Circle(Manifold):
     def rotate(self, c: np.ndarray, angle: float) -> np.ndarray:
         """Coefficients of f(θ - angle): c_k e^{-ik·angle}."""
         return c * np.exp(-1j * angle * self.degrees)
+
+
+class _CirclePoints:
+    """Fourier sums at arbitrary angles by ducc0's non-uniform FFTs (type 1 for the coefficients
+    c_k = Σ_j w_j e^{-ikθ_j}, type 2 for the values), accurate to POINT_EPSILON; cost O(n + K log K)."""
+
+    def __init__(self, K: int, x: np.ndarray):
+        x = np.asarray(x, dtype=float)
+        self.K = K
+        self.theta = np.arctan2(x[:, 1], x[:, 0])[:, None]
+        self.tangent = np.column_stack([-x[:, 1], x[:, 0]])
+        self.k = np.arange(-K, K + 1)
+
+    def _two_sided(self, c):
+        return np.concatenate([np.conj(c[:0:-1]), c])  # c_{-k} = conj c_k: [c_{-K}, …, c_K]
+
+    def _values(self, spectra):
+        out = np.empty((len(spectra), len(self.theta)), complex)
+        return ducc0.nufft.u2nu(grid=np.asarray(spectra, complex), coord=self.theta, forward=False,
+                                epsilon=POINT_EPSILON, out=out).real
+
+    def coefficients(self, w):
+        out = np.empty(2 * self.K + 1, complex)
+        full = ducc0.nufft.nu2u(points=np.asarray(w, complex), coord=self.theta, forward=True, epsilon=POINT_EPSILON, out=out)
+        return full[self.K:].copy()
+
+    def synthesis(self, c):
+        return self._values([self._two_sided(c)])[0]
+
+    def gradient(self, c):
+        return self._values([1j * self.k * self._two_sided(c)])[0][:, None] * self.tangent
 
 
 def real_degrees(lmax: int) -> np.ndarray:

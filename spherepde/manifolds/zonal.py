@@ -180,18 +180,55 @@ class Zonal(Manifold):
         """von_mises_fisher about the axis e: e^{κs}/ĥ_0(κ)."""
         return von_mises_fisher_of_cosine(self.s, ini.kappa, self.d)
 
-    def sample(self, values, n, rng):
-        """s by inversion of the distribution of ρ(s) c_d (1 - s²)^{(d-3)/2} ds, tabulated in θ on a
-        fine grid from the coefficients of ρ (exact there), and the rest of x uniform on the
-        sphere S^{d-2} orthogonal to e: iid points of the zonal density."""
-        theta = np.linspace(0.0, np.pi, _SAMPLING_NODES)
+    def distribution(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The distribution function of s = ⟨x, e⟩ under ρ dσ, ρ given by its grid values: (s, F(s)) on a fine
+        grid, F(s) = ∫_{-1}^{s} ρ(u) c_d (1 - u²)^{(d-3)/2} du, tabulated in θ from the coefficients of ρ (exact
+        there, negative round-off clipped) and normalized to F(1) = 1."""
+        theta = np.linspace(np.pi, 0.0, _SAMPLING_NODES)  # s increasing
         rho = np.maximum(self.real_coefficients(self.analysis(values)) @ zonal_harmonics(np.cos(theta), self.lmax, self.d), 0.0)
         with np.errstate(divide="ignore"):
             log_density = np.log(rho) + (self.d - 2) * np.log(np.sin(theta))
-        density = np.exp(log_density - np.max(log_density))
+        density = np.exp(log_density - np.max(log_density))  # per unit θ
         cumulative = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]))])
-        angle = np.interp(rng.random(n) * cumulative[-1], cumulative, theta)
+        return np.cos(theta), cumulative / cumulative[-1]
+
+    def locate(self, x: np.ndarray) -> "_ZonalPoints":
+        return _ZonalPoints(self, x)
+
+    def quadrature(self, degree: int) -> tuple[np.ndarray, np.ndarray]:
+        """The Gauss–Gegenbauer rule of ⌈(degree+1)/2⌉ nodes, as points sin θ e_1 + cos θ e_d (rings)."""
+        s, w = gauss_gegenbauer((degree + 2) // 2, self.d)
+        points = np.zeros((len(s), self.d))
+        points[:, 0], points[:, -1] = np.sqrt(1.0 - s * s), s
+        return points, w
+
+    def sample(self, values, n, rng):
+        """s by inversion of :meth:`distribution`, and the rest of x uniform on the sphere S^{d-2} orthogonal
+        to e: iid points of the zonal density."""
+        s, F = self.distribution(values)
         x = np.empty((n, self.d))
-        x[:, -1] = np.cos(angle)
-        x[:, :-1] = np.sin(angle)[:, None] * sampling.uniform_points(rng, n, self.d - 1)
+        x[:, -1] = np.interp(rng.random(n), F, s)
+        x[:, :-1] = np.sqrt(1.0 - x[:, -1:] ** 2) * sampling.uniform_points(rng, n, self.d - 1)
         return x
+
+
+class _ZonalPoints:
+    """Zonal harmonic sums at points x (the rings through them): Y_l(s_j), s_j = ⟨x_j, e⟩, by the recurrence;
+    the gradient of u(s) is u′(s) (e − s x). Cost O(n · lmax)."""
+
+    def __init__(self, zonal: Zonal, x: np.ndarray):
+        x = np.asarray(x, dtype=float)
+        s = x[:, -1]
+        self.Y, dY = zonal_harmonics(s, zonal.lmax, zonal.d, derivative=True)
+        self.dY = dY
+        self.direction = -s[:, None] * x
+        self.direction[:, -1] += 1.0  # P_x e
+
+    def coefficients(self, w):
+        return self.Y @ w
+
+    def synthesis(self, c):
+        return c @ self.Y
+
+    def gradient(self, c):
+        return (c @ self.dY)[:, None] * self.direction

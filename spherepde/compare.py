@@ -226,15 +226,19 @@ def compare_spectrum(
 
 
 def _pde_record(run: dict, where: str) -> tuple[np.ndarray, np.ndarray, RunConfig, np.ndarray | None]:
-    """(t, spectrum, config, mode coefficients or None) of a PDE run mapping (from :func:`spherepde.io.read_run`
-    or :func:`spherepde.solver.simulate`)."""
+    """(t, spectrum, config, mode coefficients or None) of the spectral snapshots of a PDE run mapping (from
+    :func:`spherepde.io.read_run` or :func:`spherepde.solver.simulate`): linear theory is about the density, so the
+    snapshots after a switch to weighted points (/diagnostics/lagrangian = 1) are left out."""
     cfg = loads(run["config_text"])
     if not isinstance(cfg, RunConfig):
         raise InputError(f"{where} holds a token run: compare measures the growth rates of PDE runs "
                          "(tokens against a PDE run: spherepde.meanfield.compare_token_run)")
-    if "spectrum" not in run["diagnostics"]:
+    diag = run["diagnostics"]
+    if "spectrum" not in diag:
         raise InputError(f"{where} holds no /diagnostics/spectrum to compare with linear theory")
-    return run["t"], run["diagnostics"]["spectrum"], cfg, run["diagnostics"].get("modes")
+    spectral = diag["lagrangian"] == 0 if "lagrangian" in diag else np.ones(len(run["t"]), bool)
+    modes = diag.get("modes")
+    return run["t"][spectral], diag["spectrum"][spectral], cfg, None if modes is None else modes[spectral]
 
 
 def read_run(path) -> tuple[np.ndarray, np.ndarray, RunConfig, np.ndarray | None]:
@@ -252,7 +256,7 @@ def compare_record(run: dict, where: str = "the run") -> dict:
         raise InputError(f"{where}: {model.linear_theory_gap()}")
     modes = getattr(cfg.initial, "modes", None) if coefficients is not None else None
     result = compare_spectrum(t, spectrum, theory.beta, model.d, model.name, modes, coefficients, speed=theory.speed)
-    result.update(domain=cfg.domain.kind, initial=cfg.initial.kind)
+    result.update(domain=cfg.domain.kind, initial=cfg.initial.kind, spectral_snapshots=len(t), snapshots=len(run["t"]))
     return result
 
 
@@ -272,6 +276,9 @@ def format_comparison(result: dict) -> str:
         f"‖ρ-1‖ ≤ {w['max_amplitude']:g}), leading degree {w['leading_degree']}",
         f"{'l':>5} {'m':>5}  {'measured λ':>14}  {'predicted λ':>14}  {'rel. error':>10}  {'snapshots':>9}",
     ]
+    if result.get("spectral_snapshots", 0) < result.get("snapshots", 0):
+        lines.insert(1, f"fitted over the {result['spectral_snapshots']} spectral snapshots of {result['snapshots']} "
+                        "(the run continued with weighted points after them)")
     rows = [(row, "") for row in result["degrees"] if row["resolved"]]
     rows += [(row, str(row["order"])) for row in result["modes"]]
     for row, order in rows:

@@ -305,6 +305,55 @@ def clusters(path, out: Path) -> Path:
     return _save(fig, out / "clusters.png", tight=False)
 
 
+def _switch_time(diag: dict, t: np.ndarray) -> float | None:
+    """The first saved time of weighted points (/diagnostics/lagrangian = 1), None if the run never switched."""
+    if "lagrangian" not in diag or not np.any(diag["lagrangian"] == 1):
+        return None
+    return float(t[np.argmax(diag["lagrangian"] == 1)])
+
+
+def life(path, out: Path) -> Path:
+    """The whole life of a run against log time: the energy (its staircase of merges), the cluster count and, after
+    the switch to weighted points, how many points remain; the onset of clusters, the switch and each merge (a
+    drop of the count) are marked."""
+    run = io.read_run(path)
+    t, diag = run["t"], run["diagnostics"]
+    positive = t > 0
+    fig, (top, bottom) = _subplots(2, 1, (9, 6.5), "constrained", sharex=True)
+    model = _model(run)
+    if model.has_energy:
+        top.plot(t[positive], diag["energy"][positive], "C0.-", ms=3)
+        top.set_ylabel("energy E_β")
+    else:
+        top.plot(t[positive], 1 - diag["mean_direction"][positive], "C0.-", ms=3)
+        top.set_yscale("log")
+        top.set_ylabel("1 − |∫x dμ|")
+    bottom.step(t[positive], diag["clusters"][positive], where="post", color="C3", lw=2, label="clusters")
+    bottom.set_ylabel("clusters", color="C3")
+    bottom.yaxis.get_major_locator().set_params(integer=True)
+    if "points_active" in diag and np.any(diag["points_active"] > 0):
+        twin = bottom.twinx()
+        active = diag["points_active"] > 0
+        twin.semilogy(t[active], diag["points_active"][active], "k:", lw=1)
+        twin.set_ylabel("weighted points", color="0.3")
+    onset = np.flatnonzero(diag["clusters"] > 0)
+    merges = t[1:][np.diff(diag["clusters"]) < 0]
+    switch = _switch_time(diag, t)
+    for ax in (top, bottom):
+        ax.set_xscale("log")
+        ax.grid(alpha=0.3, which="both")
+        if onset.size:
+            ax.axvspan(t[positive][0], t[onset[0]], color="C2", alpha=0.08)
+        for m in merges:
+            ax.axvline(m, color="C3", lw=0.6, ls="--")
+        if switch is not None:
+            ax.axvline(switch, color="k", lw=1)
+    bottom.set_xlabel("t (depth, log scale)")
+    top.set_title(f"the whole life — {_title(run)}\nshaded: before the first cluster; black line: switch to weighted "
+                  "points; red dashes: a cluster count drops (merge)", fontsize=9)
+    return _save(fig, out / "life.png", tight=False)
+
+
 def animation(path, out: Path, max_frames: int = 60, fps: int = 8) -> list[Path]:
     """ρ over time: Mollweide maps (sphere) or ρ(θ) (circle), colour or y scale per frame.
 
@@ -458,5 +507,5 @@ def plot_run(path, out) -> list[Path]:
         pictures = [token_angles] if d == 2 else [token_sphere] if d == 3 else []
         return [draw(path, out) for draw in (*pictures, token_diagnostics)]
     maps = [density_maps, density_orthographic] if "phi" in run["grid"] else [line_density]
-    figures = [draw(path, out) for draw in (*maps, energy_per_degree, diagnostics, clusters)]
+    figures = [draw(path, out) for draw in (*maps, energy_per_degree, diagnostics, clusters, life)]
     return figures + animation(path, out)

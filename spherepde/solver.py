@@ -13,23 +13,39 @@ checkpointed, so ``--resume`` continues where the run stopped.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time as clock
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import config as config_mod
+from . import lagrangian
 from .config import RunConfig, TokenConfig
-from .diagnostics import snapshot, tail_energy
+from .diagnostics import cluster_count, energies, find_clusters, snapshot, tail_energy
 from .dynamics import ContinuityEquation
-from .errors import NumericalFailure
+from .errors import InputError, NumericalFailure
+from .harmonics import funk_hecke, kernel_bandwidth, log_funk_hecke
 from .initial import initial_coefficients
-from .integrate import SCHEMES, DeviationNorm, Stepper
+from .integrate import CFL, SCHEMES, DeviationNorm, PointwiseNorm, Stepper, normalize_rows
 from .io import MemoryRun, RunFile, check_writable
-from .manifolds import manifold_from_config
+from .kernels import DirectVelocity, SpectralVelocity
+from .manifolds import Manifold, manifold_from_config
 from .tokens.run import TokenSimulation
+
+
+#: The switch to weighted points fires while the spectral state is still clean, far before the guard: when
+#: the top 10% of degrees carry more than max(SWITCH_TAIL, 10 × their share at t = 0) of ∫ρ² dσ, or the density
+#: undershoots below -SWITCH_NEGATIVE × its maximum (docs/numerics.md, "Past the resolution").
+SWITCH_TAIL = 1e-14
+SWITCH_NEGATIVE = 1e-9
+#: Largest number of pairs per velocity evaluation of weighted points by the direct sum (general B).
+MAX_DIRECT_PAIRS = 4 * 10**8
+#: How many clusters (the heaviest) are recorded per snapshot (/diagnostics/cluster_masses, cluster_points).
+RECORDED_CLUSTERS = 32
 
 
 class Simulation:
@@ -39,61 +55,183 @@ class Simulation:
     times, stepper, initial_state, start, step, diagnostics, fields, saved / restored (the
     checkpointed state), layout (fixed groups and attributes of the run file) and describe (a
     progress line).
+
+    The state is the spectral coefficients of ρ, or, once the run continues past the resolution
+    (``[numerics] on_lost_resolution = "lagrangian"``) or from the start (``representation =
+    "lagrangian"``), the weighted points of :mod:`spherepde.lagrangian`.
     """
 
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
-        self.manifold = manifold_from_config(cfg.domain, cfg.numerics.threads)
-        self.kind = self.manifold.kind
+        numerics, tcfg = cfg.numerics, cfg.time
+        self.manifold = M = manifold_from_config(cfg.domain, numerics.threads)
+        self.kind = M.kind
         self.model = cfg.attention()
-        self.equation = ContinuityEquation(self.manifold, self.model)
+        self.equation = ContinuityEquation(M, self.model)
         self.modes = getattr(cfg.initial, "modes", None)
-        self.times = cfg.time.save_times()
-        self.checkpoint_seconds = cfg.numerics.checkpoint_seconds
-        tcfg = cfg.time
+        self.times = tcfg.save_times()
+        self.checkpoint_seconds = numerics.checkpoint_seconds
         scheme = SCHEMES[tcfg.method]
-        self.stepper = Stepper(scheme, rtol=tcfg.rtol, dt=tcfg.dt, norm=DeviationNorm(tcfg.rtol),
-                               max_step=self.equation.max_step)
+        self.spectral_stepper = Stepper(scheme, rtol=tcfg.rtol, dt=tcfg.dt, norm=DeviationNorm(tcfg.rtol),
+                                        max_step=self.equation.max_step)
         self.guard: ResolutionGuard | None = None
+        self.continues = numerics.on_lost_resolution == "lagrangian" or numerics.representation == "lagrangian"
+        self.lagrangian = False  # the phase: weighted points from the switch on
+        if self.continues:
+            self.nodes = M.quadrature(lagrangian.switch_degree(M, self.model))[0]
+            self.velocity = lagrangian.point_velocity(self.model, M, numerics.threads)
+            if isinstance(self.velocity, DirectVelocity) and len(self.nodes) ** 2 > MAX_DIRECT_PAIRS:
+                raise InputError(
+                    f"numerics.on_lost_resolution = 'lagrangian' with a general Q^T K would sum {len(self.nodes)}^2 "
+                    f"pairs of weighted points per velocity (at most {MAX_DIRECT_PAIRS:.0e}): lower domain.lmax or "
+                    "use on_lost_resolution = 'stop'", "numerics.on_lost_resolution")
+            self.point_stepper = Stepper(scheme, rtol=tcfg.rtol, dt=tcfg.dt,
+                                         norm=PointwiseNorm(tcfg.rtol) if scheme.adaptive else None, project=normalize_rows)
+            self.contraction = lagrangian.contraction_rate(self.model)
+            self.smoothing_kappa = smoothing_concentration(M)
+            self._no_coefficients = np.zeros_like(_real(M.analysis(M.weights)))  # the checkpoint slot of a spectral state
+            self.smoothing = funk_hecke(M.lmax, self.smoothing_kappa, M.d, log_scale=log_funk_hecke(0, self.smoothing_kappa, M.d)[0][0])[M.degrees]
 
-    def initial_state(self) -> np.ndarray:
-        return initial_coefficients(self.cfg.initial, self.manifold)
+    @property
+    def stepper(self) -> Stepper:
+        return self.point_stepper if self.lagrangian else self.spectral_stepper
+
+    def initial_state(self):
+        c = initial_coefficients(self.cfg.initial, self.manifold)
+        return self._points(c) if self.cfg.numerics.representation == "lagrangian" else c
+
+    def _points(self, c: np.ndarray) -> lagrangian.Points:
+        self.lagrangian = True
+        return lagrangian.from_density(self.manifold, c, lagrangian.switch_degree(self.manifold, self.model))[0]
 
     def start(self, first: dict):
         """Watch the resolution from now on, relative to the diagnostics ``first`` at t = 0."""
         self.guard = ResolutionGuard(self.cfg.numerics, self.manifold, first["tail_energy"])
 
-    def step(self, t: float, c: np.ndarray, t_stop: float) -> tuple[float, np.ndarray]:
-        t_new, c_new = self.stepper.step(self.equation, t, c, t_stop)
+    def step(self, t: float, y, t_stop: float):
+        if self.lagrangian:
+            w = y.w
+            cap = 2.0 / self.contraction if lagrangian.crowded(y, self.model) else np.inf
+            self.point_stepper.max_step = lambda: cap / CFL  # the engine multiplies by CFL
+            t_new, x = self.point_stepper.step(lambda _t, x: self.velocity(x, w), t, y.x, t_stop)
+            return t_new, lagrangian.merge(replace(y, x=x), self.cfg.numerics.merge_distance)
+        t_new, c_new = self.spectral_stepper.step(self.equation, t, y, t_stop)
         assert self.guard is not None, "start() first"
+        if self.continues and self.guard.switch(c_new, self.equation.density_range()):
+            return t_new, self._points(c_new)
         self.guard.check(t_new, c_new, self.equation.density_range())
         return t_new, c_new
 
-    def diagnostics(self, c: np.ndarray) -> dict:
-        diag = snapshot(self.equation, c)
-        if self.modes:
-            a = self.manifold.real_coefficients(c)
-            diag["modes"] = np.array([a[self.manifold.real_index(l, m)] for l, m in self.modes])
+    def _modes(self, c: np.ndarray) -> dict:
+        if not self.modes:
+            return {}
+        a = self.manifold.real_coefficients(c)
+        return {"modes": np.array([a[self.manifold.real_index(l, m)] for l, m in self.modes])}
+
+    def diagnostics(self, y) -> dict:
+        if isinstance(y, lagrangian.Points):
+            return self._point_diagnostics(y)
+        diag = {**snapshot(self.equation, y), **self._modes(y)}
+        if self.continues:
+            diag.update(lagrangian=0, points_active=0, merged_w2=0.0, clipped_mass=0.0,
+                        **self._clusters(self.manifold.synthesis(y)))
         return diag
 
-    def fields(self, c: np.ndarray) -> dict:
-        return {"density": self.manifold.synthesis(c)}
+    def _clusters(self, rho: np.ndarray) -> dict:
+        """The heaviest RECORDED_CLUSTERS clusters of the grid density ρ (:func:`spherepde.diagnostics.find_clusters`):
+        their masses and centres, NaN-padded."""
+        found = find_clusters(self.manifold, rho)
+        top = min(len(found), RECORDED_CLUSTERS)
+        masses, centres = np.full(RECORDED_CLUSTERS, np.nan), np.full((RECORDED_CLUSTERS, self.manifold.d), np.nan)
+        masses[:top], centres[:top] = found.masses[:top], found.points[:top]
+        return {"cluster_masses": masses, "cluster_points": centres}
 
-    def saved(self, c: np.ndarray) -> dict:
-        """The coefficients as real numbers: (…, 2) real and imaginary parts, (…, 1) for real layouts."""
-        return {"coefficients": np.stack([c.real, c.imag], axis=-1) if np.iscomplexobj(c) else c[..., None]}
+    def _point_diagnostics(self, points: lagrangian.Points) -> dict:
+        """The diagnostics of the weighted point measure (docs/file-format.md): its own coefficients up to lmax,
+        the exact energy (the kernel's band), clusters of the points, and the bookkeeping of the points."""
+        M, model, x, w = self.manifold, self.model, points.x, points.w
+        c = M.locate(x).coefficients(w)
+        spectrum = M.degree_energy(c)
+        if model.has_energy:
+            assert isinstance(self.velocity, SpectralVelocity)
+            band = self.velocity.manifold
+            X, z = self.velocity.evaluate(x, w)
+            speed2 = np.sum(X * X, axis=1)
+            rate = (np.sum(w * z * speed2) * math.exp(model.kernel_log_scale - abs(model.beta)) if z is not None
+                    else np.sum(w * speed2) * math.exp(-abs(model.beta)))
+            energy = energies(model, band.degree_energy(band.locate(x).coefficients(w)), float(rate))
+        else:
+            energy = energies(model, spectrum, math.nan)
+        smooth = M.synthesis(self.smoothing * c)
+        return {
+            "mass": float(np.sum(w)), **energy, "min_density": float(np.min(smooth[M.significant])),
+            "max_density": float(np.max(smooth[M.significant])), "spectrum": spectrum, "tail_energy": math.nan,
+            "mean_direction": float(np.linalg.norm(w @ x)), "dominant_degree": int(np.argmax(spectrum[1:]) + 1),
+            "clusters": cluster_count(M, smooth), **self._modes(c), "lagrangian": 1, "points_active": len(w),
+            "merged_w2": points.merged_w2, "clipped_mass": points.clipped, **self._clusters(smooth),
+        }
 
-    def restored(self, saved: dict) -> np.ndarray:
+    def fields(self, y) -> dict:
+        M = self.manifold
+        if isinstance(y, lagrangian.Points):
+            positions, weights = y.rows(self.nodes)
+            c = M.locate(y.x).coefficients(y.w)
+            return {"density": M.synthesis(self.smoothing * c), "points": positions, "weights": weights}
+        out = {"density": M.synthesis(y)}
+        if self.continues:
+            out.update(points=np.full(self.nodes.shape, np.nan), weights=np.full(len(self.nodes), np.nan))
+        return out
+
+    def saved(self, y) -> dict:
+        """The state as real arrays: the coefficients ((…, 2) real and imaginary parts, (…, 1) for real layouts),
+        and for runs that can continue past the resolution the weighted points' rows, owners and bookkeeping."""
+        if not self.continues:
+            return {"coefficients": _real(y)}
+        if isinstance(y, lagrangian.Points):
+            positions, weights = y.rows(self.nodes)
+            return {"coefficients": self._no_coefficients,
+                    "points": positions, "weights": weights, "owner": y.owner.astype(float),
+                    "phase": np.array([1.0, y.merged_w2, y.clipped])}
+        return {"coefficients": _real(y), "points": np.full(self.nodes.shape, np.nan),
+                "weights": np.full(len(self.nodes), np.nan), "owner": np.full(len(self.nodes), -1.0), "phase": np.zeros(3)}
+
+    def restored(self, saved: dict):
+        if self.continues and saved["phase"][0] == 1.0:
+            self.lagrangian = True
+            _, merged_w2, clipped = saved["phase"]
+            return lagrangian.Points.from_rows(saved["points"], saved["weights"], saved["owner"], float(merged_w2), float(clipped))
         parts = saved["coefficients"]
         return parts[..., 0] + 1j * parts[..., 1] if parts.shape[-1] == 2 else parts[..., 0].copy()
 
     def layout(self) -> dict:
         M = self.manifold
-        return {"attrs": {"manifold": M.kind}, "fixed": {"grid": {**M.grid, "weights": M.weights}}}
+        attrs: dict[str, object] = {"manifold": M.kind}
+        if self.continues:
+            attrs["smoothing_kappa"] = self.smoothing_kappa
+        return {"attrs": attrs, "fixed": {"grid": {**M.grid, "weights": M.weights}}}
 
     @staticmethod
     def describe(diag: dict) -> str:
+        if diag.get("lagrangian"):
+            return f"points={diag['points_active']} clusters={diag['clusters']} |mean x|={diag['mean_direction']:.6g}"
         return f"dominant l={diag['dominant_degree']} min rho={diag['min_density']:.3g} tail={diag['tail_energy']:.2g}"
+
+
+def _real(c: np.ndarray) -> np.ndarray:
+    """Coefficients as real numbers: (…, 2) real and imaginary parts of a complex layout, (…, 1) of a real one."""
+    return np.stack([c.real, c.imag], axis=-1) if np.iscomplexobj(c) else c[..., None]
+
+
+def smoothing_concentration(manifold: Manifold) -> float:
+    """The largest κ (to 1%) whose von Mises–Fisher kernel the manifold resolves: |ĥ_l(κ)| < 1e-8 ĥ_0(κ) beyond
+    lmax. The /density of weighted points is their measure smoothed by it: positive and resolved."""
+    low, high = 0.0, 1.0
+    while kernel_bandwidth(high, manifold.d, 1e-8) <= manifold.lmax:
+        low, high = high, 2 * high
+    while high - low > 0.01 * high:
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if kernel_bandwidth(middle, manifold.d, 1e-8) <= manifold.lmax else (low, middle)
+    return low
 
 
 class ResolutionGuard:
@@ -109,6 +247,13 @@ class ResolutionGuard:
         self.manifold = manifold
         self.limit = max(numerics.max_tail_energy, 10.0 * initial_tail)
         self.negative = numerics.max_negative_density
+        self.switch_tail = max(SWITCH_TAIL, 10.0 * initial_tail)
+
+    def switch(self, c: np.ndarray, density_range: tuple[float, float]) -> bool:
+        """Whether to continue with weighted points now: the tail share or the undershoot has passed the
+        switch thresholds (SWITCH_TAIL, SWITCH_NEGATIVE), far below the guard's."""
+        low, high = density_range
+        return tail_energy(self.manifold.degree_energy(c)) > self.switch_tail or low < -SWITCH_NEGATIVE * high
 
     def check(self, t: float, c: np.ndarray, density_range: tuple[float, float]):
         advice = f"rerun with a larger lmax than {self.manifold.lmax}"

@@ -100,7 +100,7 @@ def test_unwritable_output_exits_2(tmp_path):
 def test_lost_resolution_exits_1_and_keeps_the_file(tmp_path, kind):
     text = GOOD.replace("beta = 4.0", "beta = 9.0").replace("t_end = 1.0", "t_end = 40.0").replace("save_every = 0.25", "save_every = 1.0")
     text = text.replace('kind = "sphere"\nlmax = 20', f'kind = "{kind}"\nlmax = 24')
-    (tmp_path / "c.toml").write_text(text)
+    (tmp_path / "c.toml").write_text(text + '\n[numerics]\non_lost_resolution = "stop"\n')
     out = tmp_path / "run.h5"
     result = spherepde("run", tmp_path / "c.toml", "--out", out)
     assert result.returncode == 1

@@ -11,8 +11,8 @@ from conftest import make_config
 from spherepde import config, io, plot, solver
 
 SPHERE = ["density_maps.png", "density_orthographic.png", "energy_per_degree.png", "diagnostics.png",
-          "clusters.png", "density.gif"]
-CIRCLE = ["density.png", "energy_per_degree.png", "diagnostics.png", "clusters.png", "density.gif"]
+          "clusters.png", "life.png", "density.gif"]
+CIRCLE = ["density.png", "energy_per_degree.png", "diagnostics.png", "clusters.png", "life.png", "density.gif"]
 MOVIE = ["density.mp4"] if mpl_animation.writers.is_available("ffmpeg") else []
 TOKENS = {2: ["token_angles.png", "token_diagnostics.png"], 3: ["tokens.png", "token_diagnostics.png"],
           4: ["token_diagnostics.png"]}

@@ -33,6 +33,8 @@ ROUNDOFF = 1e-12
 MIN_RISE = 0.5
 # ... and deviate from its fitted line by at most this fraction of the rise.
 MAX_DEVIATION = 0.05
+# A predicted rate below the smallest normal double has no relative error (it would overflow).
+TINY = float(np.finfo(float).tiny)
 
 
 class NoExponentialWindow(InputError):
@@ -122,7 +124,8 @@ def _predicted_crossing(t0: float, energy: np.ndarray, rates: np.ndarray, level:
     if not grows.any():
         return None
     target = 2 * math.log(level)
-    upper = 1.01 * float(np.min((target - log_e[grows]) / (2 * lam[grows])))
+    with np.errstate(over="ignore"):  # a negligible rate bounds nothing (inf); the fastest ones set the bound
+        upper = 1.01 * float(np.min((target - log_e[grows]) / (2 * lam[grows])))
     return t0 + brentq(lambda s: logsumexp(log_e + 2 * lam * s) - target, 0.0, upper, xtol=1e-14 * upper)
 
 
@@ -184,7 +187,7 @@ def compare_spectrum(
             # theory moves the amplitude by at least a factor e over the fitted span: a rate is measurable
             "resolved": bool(fit is not None and abs(rate) * (tw[-1] - fit["t_first"]) >= 1.0),
             "predicted_rate": float(rate),
-            "relative_error": None if measured is None or rate == 0 else abs(measured - rate) / abs(rate),
+            "relative_error": None if measured is None or abs(rate) < TINY else abs(measured - rate) / abs(rate),
             "samples": 0 if fit is None else fit["samples"],
             "t_first": None if fit is None else fit["t_first"],
             "deviation": None if fit is None else fit["deviation"],
@@ -309,13 +312,15 @@ def format_comparison(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _ranges(values: list[int]) -> str:
-    """'1-3, 7, 9-12' for [1, 2, 3, 7, 9, 10, 11, 12]."""
+def _ranges(values: list[int], limit: int = 8) -> str:
+    """'1-3, 7, 9-12' for [1, 2, 3, 7, 9, 10, 11, 12]; beyond ``limit`` runs the rest is counted, not listed."""
     out, start = [], values[0]
     for a, b in zip(values, [*values[1:], None]):
         if b != a + 1:
             out.append(f"{start}" if start == a else f"{start}-{a}")
             start = b if b is not None else start
+    if len(out) > limit:
+        return ", ".join(out[:limit]) + f", … ({len(values)} degrees in all)"
     return ", ".join(out)
 
 

@@ -118,7 +118,7 @@ def from_density(manifold: Manifold, c: np.ndarray, degree: int) -> tuple[Points
     and the quadrature nodes (the file's rows)."""
     nodes, q = manifold.quadrature(degree)
     mass = q * manifold.locate(nodes).synthesis(c)
-    clipped = float(-np.sum(mass[mass < 0]))
+    clipped = float(np.sum(np.maximum(-mass, 0.0)))
     keep = mass > 0
     w = mass[keep] / np.sum(mass[keep])
     owner = np.full(len(nodes), -1)

@@ -24,6 +24,7 @@ from matplotlib.patches import Circle
 from . import io
 from .config import loads
 from .errors import InputError
+from .life import read as read_life
 from .manifolds import manifold_class
 from .model import AttentionModel
 
@@ -305,19 +306,13 @@ def clusters(path, out: Path) -> Path:
     return _save(fig, out / "clusters.png", tight=False)
 
 
-def _switch_time(diag: dict, t: np.ndarray) -> float | None:
-    """The first saved time of weighted points (/diagnostics/lagrangian = 1), None if the run never switched."""
-    if "lagrangian" not in diag or not np.any(diag["lagrangian"] == 1):
-        return None
-    return float(t[np.argmax(diag["lagrangian"] == 1)])
-
-
 def life(path, out: Path) -> Path:
     """The whole life of a run against log time: the energy (its staircase of merges), the cluster count and, after
-    the switch to weighted points, how many points remain; the onset of clusters, the switch and each merge (a
-    drop of the count) are marked."""
+    the switch to weighted points, how many points remain; the linear phase (before the first cluster), the
+    switch, the metastable plateaus and the merges between them (:mod:`spherepde.life`) are marked."""
     run = io.read_run(path)
     t, diag = run["t"], run["diagnostics"]
+    acts = read_life(run)
     positive = t > 0
     fig, (top, bottom) = _subplots(2, 1, (9, 6.5), "constrained", sharex=True)
     model = _model(run)
@@ -336,21 +331,20 @@ def life(path, out: Path) -> Path:
         active = diag["points_active"] > 0
         twin.semilogy(t[active], diag["points_active"][active], "k:", lw=1)
         twin.set_ylabel("weighted points", color="0.3")
-    onset = np.flatnonzero(diag["clusters"] > 0)
-    merges = t[1:][np.diff(diag["clusters"]) < 0]
-    switch = _switch_time(diag, t)
     for ax in (top, bottom):
         ax.set_xscale("log")
         ax.grid(alpha=0.3, which="both")
-        if onset.size:
-            ax.axvspan(t[positive][0], t[onset[0]], color="C2", alpha=0.08)
-        for m in merges:
-            ax.axvline(m, color="C3", lw=0.6, ls="--")
-        if switch is not None:
-            ax.axvline(switch, color="k", lw=1)
+        if acts.onset is not None:
+            ax.axvspan(t[positive][0], acts.onset, color="C2", alpha=0.08)
+        for plateau in acts.plateaus:
+            ax.axvspan(plateau.start, min(plateau.end, t[-1]), color="C0", alpha=0.06)
+        for merge in acts.merges:
+            ax.axvline(merge.t, color="C3", lw=0.8, ls="--")
+        if acts.switch is not None:
+            ax.axvline(acts.switch, color="k", lw=1)
     bottom.set_xlabel("t (depth, log scale)")
-    top.set_title(f"the whole life — {_title(run)}\nshaded: before the first cluster; black line: switch to weighted "
-                  "points; red dashes: a cluster count drops (merge)", fontsize=9)
+    top.set_title(f"the whole life — {_title(run)}\ngreen: linear phase; blue: metastable plateaus; red dashes: "
+                  "merges; black line: switch to weighted points", fontsize=9)
     return _save(fig, out / "life.png", tight=False)
 
 

@@ -319,16 +319,33 @@ class WrappedCauchy(InitialConfig):
 
 
 @dataclass(frozen=True)
-class KernelEstimate(InitialConfig):
-    """The empirical measure of points smoothed by von Mises–Fisher kernels of concentration ``bandwidth``."""
+class PointSource(InitialConfig):
+    """Points on the sphere: exactly one of ``points`` (a list), ``path`` (a .npy file) or ``n`` iid uniform
+    tokens (with ``seed``, the very tokens of a token run with the same n and seed)."""
 
-    kind = "particles"
     points: Matrix | None = option(kind="points")
     path: str | None = option(kind="str")
     n: int | None = option(kind="int", check=lambda v: v >= 1, allowed="use a positive number of tokens")
     seed: int | None = _seed(None)
+
+
+@dataclass(frozen=True)
+class KernelEstimate(PointSource):
+    """The empirical measure of points smoothed by von Mises–Fisher kernels of concentration ``bandwidth``."""
+
+    kind = "particles"
     bandwidth: float = option(kind="float", required=True, check=lambda v: v > 0,
                               allowed="use a positive concentration (von Mises–Fisher kappa of each kernel)")
+
+
+@dataclass(frozen=True)
+class PointMeasure(PointSource):
+    """The weighted point measure Σ_i w_i δ_{x_i} itself (equal weights unless ``weights`` are given, rescaled to
+    sum 1); a run of weighted points from t = 0 (``[numerics] representation = "lagrangian"``)."""
+
+    kind = "points"
+    weights: tuple | None = option(kind="vector", check=lambda v: all(w > 0 for w in v),
+                                   allowed="use positive weights, one per point")
 
 
 @dataclass(frozen=True)
@@ -341,9 +358,9 @@ class FromFile(InitialConfig):
 
 
 INITIAL_KINDS: dict[str, type[InitialConfig]] = {
-    cls.kind: cls for cls in (PerturbedUniform, VonMisesFisher, VonMises, WrappedCauchy, KernelEstimate, FromFile)
+    cls.kind: cls for cls in (PerturbedUniform, VonMisesFisher, VonMises, WrappedCauchy, KernelEstimate, PointMeasure, FromFile)
 }
-#: Initial kinds every manifold has; the others are its ``profiles`` (and "particles" where it ``takes_points``).
+#: Initial kinds every manifold has; the others are its ``profiles`` (and "particles", "points" where it ``takes_points``).
 GENERIC_INITIAL_KINDS = ("perturbed_uniform", "from_file")
 
 
@@ -388,7 +405,7 @@ def _initial(raw, manifold) -> InitialConfig:
     if not isinstance(kind, str) or kind.lower() not in INITIAL_KINDS:
         _fail("initial.kind", kind, f"use one of {', '.join(INITIAL_KINDS)}")
     kind = kind.lower()
-    available = (*GENERIC_INITIAL_KINDS, *manifold.profiles, *(("particles",) if manifold.takes_points else ()))
+    available = (*GENERIC_INITIAL_KINDS, *manifold.profiles, *(("particles", "points") if manifold.takes_points else ()))
     if kind not in available:
         _fail("initial.kind", kind, f"this initial density is not defined on the {manifold.kind}: use one of {', '.join(available)}")
     return _section(INITIAL_KINDS[kind], "initial", {k: v for k, v in raw.items() if k != "kind"},
@@ -405,15 +422,19 @@ def _check_initial(ini: InitialConfig, domain: DomainConfig):
             raise InputError("initial.mean is missing: initial kind 'von_mises_fisher' needs it", "initial.mean")
         elif len(ini.mean) != d or not any(ini.mean):
             _fail("initial.mean", list(ini.mean), f"use a non-zero vector of length {d}")
-    if isinstance(ini, KernelEstimate):
+    if isinstance(ini, PointSource):
         if sum(getattr(ini, key) is not None for key in ("points", "path", "n")) != 1:
             raise InputError(
-                "initial kind 'particles' needs exactly one of initial.points (a list), initial.path (a .npy file) "
+                f"initial kind '{ini.kind}' needs exactly one of initial.points (a list), initial.path (a .npy file) "
                 "or initial.n (that many iid uniform tokens)", "initial")
         if ini.n is None and ini.seed is not None:
             _fail("initial.seed", ini.seed, "a seed goes with initial.n (random tokens), not with given points")
         if ini.points is not None and any(len(p) != d for p in ini.points):
             _fail("initial.points", _plain(ini.points), f"use points with {d} coordinates")
+    if isinstance(ini, PointMeasure) and ini.weights is not None:
+        count = len(ini.points) if ini.points is not None else ini.n
+        if count is not None and len(ini.weights) != count:
+            _fail("initial.weights", f"{len(ini.weights)} weights", f"use one weight per point ({count})")
 
 
 def _check_kernel(attention: AttentionModel, domain: DomainConfig):
@@ -450,6 +471,9 @@ def resolve(config: dict) -> RunConfig:
     numerics = _section(NumericsConfig, "numerics", config.get("numerics"))
     initial = _initial(config.get("initial"), manifold)
     _check_initial(initial, domain)
+    if isinstance(initial, PointMeasure) and numerics.representation != "lagrangian":
+        _fail("initial.kind", "points", "a point measure has no density on the grid: set [numerics] representation = "
+              "'lagrangian' to run the points themselves, or use kind = 'particles' for their smoothed density")
     return RunConfig(model, domain, initial, time, numerics)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import io
-from .config import FromFile, InitialConfig, KernelEstimate, PerturbedUniform, loads
+from .config import FromFile, InitialConfig, KernelEstimate, PerturbedUniform, PointMeasure, PointSource, loads
 from .errors import InputError
 from .manifolds import Manifold, manifold_from_config
 from .manifolds.sampling import uniform_points
@@ -47,7 +47,8 @@ def uniform_tokens(n: int, d: int, seed: int) -> np.ndarray:
     return uniform_points(np.random.default_rng(seed), n, d)
 
 
-def _points(ini: KernelEstimate, d: int) -> np.ndarray:
+def source_points(ini: PointSource, d: int) -> np.ndarray:
+    """The unit vectors (n, d) an ``[initial]`` point source describes (checked: finite, on the sphere)."""
     if ini.n is not None:  # the very tokens a token run with the same n and seed starts from
         return uniform_tokens(ini.n, d, ini.seed or 0)
     if ini.points is not None:
@@ -64,6 +65,16 @@ def _points(ini: KernelEstimate, d: int) -> np.ndarray:
         raise InputError(f"initial points are not on the unit sphere (|x| ranges over {radius.min():.6g}..{radius.max():.6g})",
                          "initial.points")
     return pts / radius[:, None]
+
+
+def point_measure(ini: PointMeasure, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """The points (n, d) and weights (n,), summing to 1, of ``[initial] kind = "points"``."""
+    x = source_points(ini, d)
+    if ini.weights is not None and len(ini.weights) != len(x):
+        raise InputError(f"initial.weights has {len(ini.weights)} entries for {len(x)} points: give one per point",
+                         "initial.weights")
+    w = np.full(len(x), 1.0) if ini.weights is None else np.asarray(ini.weights, float)
+    return x, w / w.sum()
 
 
 def saved_snapshot(path, time: float | None, section: str) -> tuple[dict, int]:
@@ -115,7 +126,7 @@ def initial_coefficients(ini: InitialConfig, manifold: Manifold) -> np.ndarray:
         c = _from_file(ini, manifold)
     else:
         if isinstance(ini, KernelEstimate):
-            f = kernel_density(manifold.points(), _points(ini, manifold.d), ini.bandwidth)
+            f = kernel_density(manifold.points(), source_points(ini, manifold.d), ini.bandwidth)
         else:
             f = manifold.initial_profile(ini)
         c = manifold.analysis(f)

@@ -138,21 +138,27 @@ class Stepper:
     Adaptive: next step h·min(5, max(0.2, 0.9·err^{-1/5})) from the error norm (after a step
     shortened to land on t_stop, the step before it is kept unless the error asks for less); no
     step is shorter than 1e-14·max(1, |t|) (NumericalFailure: blow-up or a non-finite right-hand
-    side). Fixed: ⌈(t_stop - t)/dt⌉ equal steps up to t_stop. The first stage of a step is f at
-    the accepted state itself (FSAL schemes reuse it), so that a run continued from a saved
-    (t, y, state()) repeats the uninterrupted one bit for bit.
+    side). With ``time_floor=False`` (a system that cannot blow up, such as points on the sphere)
+    steps may be shorter than that, even than the resolution of t itself — the fast merge of two
+    clusters at t = 10²⁶ takes steps of order 1 — and only a collapse of the step by 1e-14 within
+    one call fails. Time advances by compensated summation: the part of the elapsed time below the
+    resolution of t is carried in ``lag`` (checkpointed with the step size). Fixed: ⌈(t_stop - t)/dt⌉ equal steps up to t_stop.
+    The first stage of a step is f at the accepted state itself (FSAL schemes reuse it), so that a
+    run continued from a saved (t, y, state()) repeats the uninterrupted one bit for bit.
     """
 
     def __init__(self, scheme: Tableau, *, rtol: float | None = None, dt: float | None = None,
                  norm: ErrorNorm | None = None, project: Callable[[np.ndarray], np.ndarray] | None = None,
-                 max_step: Callable[[], float] | None = None):
+                 max_step: Callable[[], float] | None = None, time_floor: bool = True):
         if scheme.adaptive and norm is None:
             raise ValueError(f"the adaptive scheme {scheme.name} needs an error norm")
         if not scheme.adaptive and dt is None:
             raise ValueError(f"the fixed-step scheme {scheme.name} needs dt")
         self.scheme, self.norm, self.project, self.max_step = scheme, norm, project, max_step
         self.dt = dt
+        self.time_floor = time_floor
         self.h: float | None = None
+        self.lag = 0.0
         self.accepted = 0
         self.rejected = 0
         self._fsal: tuple[np.ndarray, np.ndarray] | None = None  # (y, f(t, y)) at the last accepted state
@@ -162,10 +168,11 @@ class Stepper:
         return self.scheme.name
 
     def state(self) -> dict:
-        return {"h": float(self.h) if self.h is not None else 0.0}
+        return {"h": float(self.h) if self.h is not None else 0.0, "lag": self.lag}
 
     def restore(self, state: dict):
         self.h = state.get("h") or None
+        self.lag = float(state.get("lag", 0.0))
 
     def _stages(self, f, t, y, h, k1):
         """All stages from the first one k1; returns (y_new, error or None, stages)."""
@@ -198,15 +205,25 @@ class Stepper:
         self._fsal = (y_new, stages[-1]) if self.scheme.fsal else None
         return t_new, y_new
 
+    def _advance(self, t: float, h: float, t_stop: float) -> float:
+        """t + h with the part below the resolution of t carried over in ``lag`` (compensated summation); short
+        of t_stop, which only a step that lands on it reaches (rounding up to it would lose the lag)."""
+        advance = self.lag + h
+        t_new = min(t + advance, math.nextafter(t_stop, -math.inf))
+        self.lag = advance - (t_new - t)
+        return t_new
+
     def _adaptive(self, f, t, y, t_stop, k1):
         assert self.norm is not None
-        h = self.h if self.h is not None else min(self.norm.first_step(y, k1), t_stop - t)
+        remaining = (t_stop - t) - self.lag  # the time already elapsed below the resolution of t counts
+        h = self.h if self.h is not None else min(self.norm.first_step(y, k1), remaining)
+        floor = 1e-14 * max(1.0, abs(t)) if self.time_floor else 1e-14 * h
         limit = math.inf if self.max_step is None else CFL * self.max_step()
         while True:
             h_try = min(h, limit)
-            clipped = t_stop - t < 1.01 * h_try  # no sliver of a step before t_stop
+            clipped = remaining < 1.01 * h_try  # no sliver of a step before t_stop
             if clipped:
-                h_try = t_stop - t
+                h_try = remaining
             y_new, error, stages = self._stages(f, t, y, h_try, k1)
             err = self.norm.error(error, y, y_new)
             finite = math.isfinite(err)
@@ -215,10 +232,13 @@ class Stepper:
             factor = 5.0 if err == 0 else min(5.0, max(0.2, 0.9 * err ** -0.2))
             if err <= 1.0:
                 self.h = max(h, h_try * factor) if clipped else h_try * factor
-                return (t_stop if clipped else t + h_try), y_new, stages
+                if clipped:
+                    self.lag = 0.0
+                    return t_stop, y_new, stages
+                return self._advance(t, h_try, t_stop), y_new, stages
             self.rejected += 1
             h = h_try * factor
-            if h < 1e-14 * max(1.0, abs(t)):
+            if h < floor:
                 cause = ("the right-hand side is non-finite (NaN or Inf) arbitrarily close to the last good state"
                          if not finite else "the solution is blowing up")
                 raise NumericalFailure(f"the adaptive step size underflowed at t = {t:.6g}: {cause}")

@@ -284,6 +284,36 @@ class DirectVelocity:
         return project(x, attention_average(self.model, sums, top))
 
 
+@dataclass(frozen=True, eq=False)
+class PairwiseVelocity:
+    """X[μ] at the points of μ = Σ_j w_j δ_{x_j} with every term projected before it is summed (any B, V):
+
+        X_i = Σ_j w_j e^{a_ij − m_i} P_{x_i} V x_j / Σ_j w_j e^{a_ij − m_i}   (SA),
+        X_i = e^{m_i − s} Σ_j w_j e^{a_ij − m_i} P_{x_i} V x_j                  (USA),
+
+    a_ij = β⟨x_i, B x_j⟩, m_i = max_j a_ij, s the clock shift. :class:`DirectVelocity` projects the sum, whose
+    self term w_i V x_i is radial: the tangent part then carries a round-off error of 1e-16 w_i, which swamps
+    attractions weaker than that — those between metastable clusters a gap Δ apart once β(1 − cos Δ) > 35.
+    Here each tangent term keeps its relative accuracy (P_{x_i} x_i = 0 exactly for V = vI). O(n² d) memory:
+    for few points (:func:`spherepde.lagrangian.few_point_velocity`)."""
+
+    model: AttentionModel
+
+    def __call__(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        model = self.model
+        a = x @ (model.beta * (x @ model.B.T)).T
+        top = a.max(axis=1)
+        e = w[None, :] * np.exp(a - top[:, None])
+        vx = x @ model.V.T
+        tangent = vx[None, :, :] - (x @ vx.T)[:, :, None] * x[:, None, :]
+        if scalar_multiple(model.V) is not None:
+            tangent[np.arange(len(x)), np.arange(len(x))] = 0.0
+        u = np.einsum("ij,ijk->ik", e, tangent)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            u = u / e.sum(axis=1)[:, None] if model.normalized else u * np.exp(top - model.clock_shift)[:, None]
+        return project(x, u)  # removes the radial round-off of the terms, not their tangent parts
+
+
 #: Relative size ĥ_l/ĥ_0 below which the spectral sums drop the kernel's degrees (its band limit at this
 #: tolerance is about 8√β on S²); with the transforms' 1e-13 it makes the spectral velocity agree with the
 #: direct sum to about 1e-12 of the largest speed.

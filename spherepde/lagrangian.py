@@ -23,7 +23,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from .harmonics import kernel_bandwidth
-from .kernels import SPECTRAL_TOL, DirectVelocity, SpectralVelocity, ZeroTemperaturePointVelocity, direct_backend
+from .kernels import SPECTRAL_TOL, DirectVelocity, PairwiseVelocity, SpectralVelocity, ZeroTemperaturePointVelocity, direct_backend
 from .manifolds import Manifold, with_degree
 from .model import AttentionModel
 
@@ -88,6 +88,21 @@ def point_velocity(model: AttentionModel, manifold: Manifold, threads: int = 1):
     if model.kernel_beta is not None:
         return SpectralVelocity(model, with_degree(manifold, max(2, kernel_degree(model)), threads))
     return DirectVelocity(model, direct_backend("auto"))
+
+
+#: Up to this many points their velocity is the direct sum (:func:`few_point_velocity`).
+FEW_POINTS = 1024
+
+
+def few_point_velocity(model: AttentionModel, manifold: Manifold) -> PairwiseVelocity | None:
+    """The pairwise sum of projected terms for few points, where no summed velocity is exact enough: harmonic
+    sums and the direct sum both carry an error of about 1e-16 of the largest term, which swamps the attraction
+    e^{β(cos Δ - 1)} between clusters a gap Δ apart once β(1 - cos Δ) > 35, so the drift of metastable clusters
+    would be round-off (:class:`spherepde.kernels.PairwiseVelocity`). It is cheap once the points have merged
+    into clusters. None at zero temperature and for zonal rings."""
+    if model.zero_temperature or manifold.kind == "zonal":
+        return None
+    return PairwiseVelocity(model)
 
 
 #: Above this many points their nearest pair is not searched: they are taken to be crowded.

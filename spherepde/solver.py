@@ -24,12 +24,12 @@ import numpy as np
 
 from . import config as config_mod
 from . import lagrangian
-from .config import RunConfig, TokenConfig
+from .config import PointMeasure, RunConfig, TokenConfig
 from .diagnostics import cluster_count, energies, find_clusters, snapshot, tail_energy
 from .dynamics import ContinuityEquation
 from .errors import InputError, NumericalFailure
 from .harmonics import funk_hecke, kernel_bandwidth, log_funk_hecke
-from .initial import initial_coefficients
+from .initial import initial_coefficients, point_measure
 from .integrate import CFL, SCHEMES, DeviationNorm, PointwiseNorm, Stepper, normalize_rows
 from .io import MemoryRun, RunFile, check_writable
 from .kernels import DirectVelocity, SpectralVelocity
@@ -78,15 +78,20 @@ class Simulation:
         self.continues = numerics.on_lost_resolution == "lagrangian" or numerics.representation == "lagrangian"
         self.lagrangian = False  # the phase: weighted points from the switch on
         if self.continues:
-            self.nodes = M.quadrature(lagrangian.switch_degree(M, self.model))[0]
+            if isinstance(cfg.initial, PointMeasure):  # the file's rows are the initial points themselves
+                self.nodes, self.initial_weights = point_measure(cfg.initial, M.d)
+            else:
+                self.nodes = M.quadrature(lagrangian.switch_degree(M, self.model))[0]
             self.velocity = lagrangian.point_velocity(self.model, M, numerics.threads)
+            self.few_velocity = lagrangian.few_point_velocity(self.model, M)
             if isinstance(self.velocity, DirectVelocity) and len(self.nodes) ** 2 > MAX_DIRECT_PAIRS:
                 raise InputError(
                     f"numerics.on_lost_resolution = 'lagrangian' with a general Q^T K would sum {len(self.nodes)}^2 "
                     f"pairs of weighted points per velocity (at most {MAX_DIRECT_PAIRS:.0e}): lower domain.lmax or "
                     "use on_lost_resolution = 'stop'", "numerics.on_lost_resolution")
             self.point_stepper = Stepper(scheme, rtol=tcfg.rtol, dt=tcfg.dt,
-                                         norm=PointwiseNorm(tcfg.rtol) if scheme.adaptive else None, project=normalize_rows)
+                                         norm=PointwiseNorm(tcfg.rtol) if scheme.adaptive else None, project=normalize_rows,
+                                         time_floor=False)
             self.contraction = lagrangian.contraction_rate(self.model)
             self.smoothing_kappa = smoothing_concentration(M)
             self._no_coefficients = np.zeros_like(_real(M.analysis(M.weights)))  # the checkpoint slot of a spectral state
@@ -97,6 +102,9 @@ class Simulation:
         return self.point_stepper if self.lagrangian else self.spectral_stepper
 
     def initial_state(self):
+        if isinstance(self.cfg.initial, PointMeasure):
+            self.lagrangian = True
+            return lagrangian.Points(self.nodes.copy(), self.initial_weights, np.arange(len(self.nodes)))
         c = initial_coefficients(self.cfg.initial, self.manifold)
         return self._points(c) if self.cfg.numerics.representation == "lagrangian" else c
 
@@ -113,7 +121,8 @@ class Simulation:
             w = y.w
             cap = 2.0 / self.contraction if lagrangian.crowded(y, self.model) else np.inf
             self.point_stepper.max_step = lambda: cap / CFL  # the engine multiplies by CFL
-            t_new, x = self.point_stepper.step(lambda _t, x: self.velocity(x, w), t, y.x, t_stop)
+            velocity = self.few_velocity if self.few_velocity is not None and len(w) <= lagrangian.FEW_POINTS else self.velocity
+            t_new, x = self.point_stepper.step(lambda _t, x: velocity(x, w), t, y.x, t_stop)
             return t_new, lagrangian.merge(replace(y, x=x), self.cfg.numerics.merge_distance)
         t_new, c_new = self.spectral_stepper.step(self.equation, t, y, t_stop)
         assert self.guard is not None, "start() first"

@@ -101,6 +101,13 @@ BAD = [
     ({"time": {"rtol": 1e-300}}, "time.rtol"),
     ({"model": {"beta": 1e12}}, "model.beta"),
     ({"model": {"clock": "wall"}}, "model.clock"),
+    ({"initial": {"kind": "points", "n": 10}}, "initial.kind"),  # a point measure needs representation = lagrangian
+    ({"initial": {"kind": "points", "points": [[0, 0, 1], [1, 0, 0]], "weights": [1.0]},
+      "numerics": {"representation": "lagrangian"}}, "initial.weights"),
+    ({"initial": {"kind": "points", "n": 3, "seed": 1, "weights": [1.0, -1.0, 1.0]},
+      "numerics": {"representation": "lagrangian"}}, "initial.weights"),
+    ({"initial": {"kind": "points", "points": [[0, 1], [1, 0]]}, "numerics": {"representation": "lagrangian"}},
+     "initial.points"),
 ]
 
 

@@ -193,3 +193,27 @@ def test_nan_in_a_run_stops_it_and_keeps_the_last_good_state(tmp_path, monkeypat
     assert run["status"] == "failed" and "non-finite" in run["message"]
     np.testing.assert_allclose(run["t"], [0.0, 0.25, 0.5])
     assert np.all(np.isfinite(io.read_density(path, -1)))
+
+
+def test_steps_below_the_resolution_of_t_advance_it_by_compensated_summation():
+    """A point rotating on the circle, ẏ = ωJy with ω = 0.01, from t₀ = 1e20 (resolution of t: 16384) to
+    t₀ + 2¹⁵: DOPRI5 at rtol 1e-8 takes steps of a few time units, far below the resolution of t. With
+    compensated summation the stepper carries the lost part in ``lag`` and lands on t_stop at the angle ω·2¹⁵ = 327.68
+    (to 1e-5: the global error of about 10⁴ steps at 1e-8 each, with margin)."""
+    t0, omega = 1e20, 0.01
+    t_stop = t0 + 2.0**15
+    J = np.array([[0.0, -omega], [omega, 0.0]])
+    rotate = lambda _t, y: y @ J.T  # noqa: E731
+    stepper = Stepper(DOPRI5, rtol=1e-8, norm=PointwiseNorm(1e-8), time_floor=False)  # no blow-up test at t₀
+    t, y = t0, np.array([[1.0, 0.0]])
+    steps = 0
+    while t < t_stop:
+        t, y = stepper.step(rotate, t, y, t_stop)
+        steps += 1
+        if steps == 20:  # all of the elapsed time is still below t's resolution
+            assert t == t0 and 0 < stepper.lag < 8192
+            angle = omega * stepper.lag
+            np.testing.assert_allclose(y[0], [math.cos(angle), math.sin(angle)], atol=1e-7)
+    angle = omega * 2.0**15
+    assert t == t_stop and steps > 1000
+    np.testing.assert_allclose(y[0], [math.cos(angle), math.sin(angle)], atol=1e-5)

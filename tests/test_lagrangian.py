@@ -241,3 +241,36 @@ def test_a_direct_sum_too_large_is_refused_naming_the_key():
     cfg = config.resolve({"model": {"beta": 3.0, "K": [[1, 0.1, 0], [0, 1, 0], [0, 0, 1]]}, "domain": {"lmax": 200}})
     with pytest.raises(InputError, match="numerics.on_lost_resolution"):
         solver.Simulation(cfg)
+
+
+def test_two_point_masses_from_the_config_merge_when_their_ode_says_even_at_t_4e17():
+    """[initial] kind = "points" with weights 0.3, 0.7 a gap φ₀ = 1 apart on the circle, SA at β = 100: the gap
+    obeys φ̇ = −sin φ (m₂/(m₁E + m₂) + m₁/(m₂E + m₁)), E = e^{β(1 − cos φ)}, so the time to reach φ is
+    T(φ) = ∫_φ^{φ₀} dψ / (sin ψ (…)), T(0) ≈ 4e17 (scipy's quad, rtol 1e-10). The run's saved gaps satisfy
+    t = T(φ(t)) to 1e-6 relative (DOPRI5 at rtol 1e-10 over log-spaced snapshots) once the gap has moved
+    by 1e-8, and the masses merge: this
+    needs the pairwise velocity (the attraction is 1e-20 of the self term) and steps below the resolution of t."""
+    from scipy.integrate import quad
+
+    beta, m1, m2, phi0 = 100.0, 0.3, 0.7, 1.0
+    cfg = make_config("SA", beta, "circle", lmax=128, t_end=1e22, save_every=1.0, initial={
+        "kind": "points", "points": [[1.0, 0.0], [math.cos(phi0), math.sin(phi0)]], "weights": [m1, m2]},
+        numerics={"representation": "lagrangian"}, save_log_from=1.0, save_per_decade=4, rtol=1e-10)
+    run = solver.simulate(cfg)
+    assert run["status"] == "finished"
+    x, w, t = run["fields"]["points"], run["fields"]["weights"], run["t"]
+    assert np.array_equal(run["diagnostics"]["points_active"][[0, -1]], [2, 1])
+
+    def rate(psi):
+        E = math.exp(beta * (1 - math.cos(psi)))
+        return math.sin(psi) * (m2 / (m1 * E + m2) + m1 / (m2 * E + m1))
+
+    pairs = np.flatnonzero(run["diagnostics"]["points_active"] == 2)
+    a, b = x[pairs, 0], x[pairs, 1]
+    gaps = np.arctan2(np.abs(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]), np.einsum("ij,ij->i", a, b))
+    moved = phi0 - gaps > 1e-8  # before, a gap resolved to 1e-16 locates t only to 1e-16/φ̇ ≈ 1e4
+    assert moved.sum() >= 10
+    for k, gap in zip(pairs[moved], gaps[moved]):
+        T = quad(lambda psi: 1 / rate(psi), gap, phi0, epsrel=1e-10, limit=200)[0]
+        assert t[k] == pytest.approx(T, rel=1e-6)
+    assert t[pairs[-1]] > 1e17  # the merge, at T(0) ≈ 4e17, where the resolution of t is 64

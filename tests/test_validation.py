@@ -72,3 +72,16 @@ def test_phase_diagram_validation_quick(tmp_path):
     """validation/phase_diagram.py by default: 16 runs, winners as expected from their noise."""
     summary = script("phase_diagram", tmp_path, "--runs", tmp_path / "runs")
     assert summary["runs"] == 16 and summary["winner_is_expected"] == 16
+
+
+@pytest.mark.slow
+def test_high_dimension_quick(tmp_path):
+    """Zonal PDE in d ≤ 64 (quick mode): the winner of the linear phase is the degree linear growth from the run's
+    own initial spectrum predicts in every run, and l*(β, d) in at least 2/3 of them (the β sit mid-interval but
+    the noise of one seed can still favour a neighbour); tokens drawn from ρ₀ agree with it at t = 0 as iid samples
+    do: |z_l| < 4 and KS·√n < 2 (probabilities of exceeding them ~1e-4 and 1e-3)."""
+    summary = script("high_dimension", tmp_path, "--quick")
+    assert summary["winner_is_expected"] == summary["runs"]
+    assert summary["winner_is_l_star"] >= 2 / 3 * summary["runs"]
+    initial = [r for r in summary["tokens"] if r["t"] == 0]
+    assert initial and all(max(abs(z) for z in r["z"]) < 4 and r["ks_root_n"] < 2 for r in initial)

@@ -294,8 +294,8 @@ class PairwiseVelocity:
     a_ij = β⟨x_i, B x_j⟩, m_i = max_j a_ij, s the clock shift. :class:`DirectVelocity` projects the sum, whose
     self term w_i V x_i is radial: the tangent part then carries a round-off error of 1e-16 w_i, which swamps
     attractions weaker than that — those between metastable clusters a gap Δ apart once β(1 − cos Δ) > 35.
-    Here each tangent term keeps its relative accuracy (P_{x_i} x_i = 0 exactly for V = vI). O(n² d) memory:
-    for few points (:func:`spherepde.lagrangian.few_point_velocity`)."""
+    Here each tangent term keeps its relative accuracy (P_{x_i} x_i = 0 exactly for V = vI). O(n² d) work, n²
+    memory: for few points (:func:`spherepde.lagrangian.few_point_velocity`)."""
 
     model: AttentionModel
 
@@ -305,10 +305,14 @@ class PairwiseVelocity:
         top = a.max(axis=1)
         e = w[None, :] * np.exp(a - top[:, None])
         vx = x @ model.V.T
-        tangent = vx[None, :, :] - (x @ vx.T)[:, :, None] * x[:, None, :]
-        if scalar_multiple(model.V) is not None:
-            tangent[np.arange(len(x)), np.arange(len(x))] = 0.0
-        u = np.einsum("ij,ijk->ik", e, tangent)
+        c = x @ vx.T  # ⟨x_i, V x_j⟩
+        diagonal = np.arange(len(x))
+        u = np.empty_like(x)
+        for k in range(x.shape[1]):  # one coordinate at a time: n² work, no (n, n, d) array
+            term = vx[None, :, k] - c * x[:, k, None]  # the k-th coordinate of P_{x_i} V x_j
+            if scalar_multiple(model.V) is not None:
+                term[diagonal, diagonal] = 0.0
+            u[:, k] = np.einsum("ij,ij->i", e, term)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             u = u / e.sum(axis=1)[:, None] if model.normalized else u * np.exp(top - model.clock_shift)[:, None]
         return project(x, u)  # removes the radial round-off of the terms, not their tangent parts

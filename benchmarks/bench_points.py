@@ -17,7 +17,6 @@
 Timings are medians of repeated batches (benchmarks/timing.py), side by side in this run.
 """
 import argparse
-import math
 import os
 import platform
 import time
@@ -27,8 +26,8 @@ import numpy as np
 from timing import median_time
 
 from spherepde import config, demo, solver
-from spherepde.kernels import DirectVelocity, PairwiseVelocity, SpectralVelocity, direct_backend
-from spherepde.lagrangian import FEW_POINTS, kernel_degree
+from spherepde.kernels import DirectVelocity, PairwiseVelocity, SpectralVelocity, direct_backend, spectral_degree
+from spherepde.lagrangian import FEW_POINTS
 from spherepde.manifolds import for_points
 from spherepde.model import AttentionModel
 
@@ -94,12 +93,12 @@ def main():
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
           f"load average {os.getloadavg()[0]:.2f}")
     model = AttentionModel("SA", args.beta, 3)
-    L = max(2, kernel_degree(model))
+    L = spectral_degree(model)
     print(f"\nS², SA beta = {args.beta:g}: kernel band L = {L} (spectral sums to degree L)")
     sizes = [n for n in (1000, 4000, 16_000, 32_000, 100_000, 300_000, 1_000_000, 3_000_000) if n <= args.max_n]
     table(model, for_points(3, L, args.threads), sizes, args.max_direct_n, args.repeat, pairwise=True)
     circle_model = AttentionModel("SA", args.beta, 2)
-    L1 = max(2, kernel_degree(circle_model))
+    L1 = spectral_degree(circle_model)
     print(f"\nS¹, SA beta = {args.beta:g}: kernel band L = {L1}")
     sizes = [n for n in (1000, 32_000, 1_000_000, 10_000_000) if n <= args.circle_max_n]
     table(circle_model, for_points(2, L1, args.threads), sizes, args.max_direct_n, max(3, args.repeat // 2), pairwise=False)

@@ -13,15 +13,17 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import InputError, NumericalFailure
+from .errors import InputError, NumericalFailure, StorageFailure
 
 
 def _cmd_run(args) -> int:
     from . import config, solver
 
     resolver = config.resolve_particles if args.command == "particles" else config.resolve
+    if args.resume and args.overwrite:
+        raise InputError("--resume continues the run in --out, --overwrite replaces it: give one of them")
     summary = solver.run(config.load(args.config, resolver), args.out, resume=args.resume,
-                         progress=False if args.quiet else None)
+                         progress=False if args.quiet else None, overwrite=args.overwrite, reads=[args.config])
     print(f"finished: t = {summary['t']:g}, {summary['snapshots']} snapshots, {summary['steps']} steps, "
           f"{summary['wall_time']:.1f} s -> {args.out}", file=sys.stderr)
     return 0
@@ -33,6 +35,9 @@ def _cmd_linear(args) -> int:
     if args.phase_diagram:
         if args.out is None or args.beta_max is None:
             raise InputError("--phase-diagram needs --beta-max B and --out FIG")
+        if args.beta_max <= 0:
+            raise InputError(f"--beta-max {args.beta_max:g} is not allowed: the diagram runs over 0 < beta <= beta-max, "
+                             "use a positive value")
         linear.plot_phase_diagram(args.dim, args.beta_max, args.out)
         print(f"wrote {args.out}", file=sys.stderr)
         return 0
@@ -121,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("config", help=f"configuration file (TOML{sections})")
         p.add_argument("--out", required=True, help="output run file (HDF5)")
         p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+        p.add_argument("--overwrite", action="store_true", help="replace an existing run file at --out (never any other file)")
         p.add_argument("--quiet", action="store_true", help="no progress output")
         p.set_defaults(func=_cmd_run)
 
@@ -164,6 +170,17 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
+def _after_interrupt(args) -> str:
+    """What an interruption left: a run file to resume, or nothing."""
+    if args.command not in ("run", "particles"):
+        return "nothing was lost"
+    from .io import run_status
+
+    if run_status(args.out) is None:
+        return f"stopped before the run file {args.out!r} was written (start it again)"
+    return f"the run file {args.out!r} keeps a checkpoint (continue with --resume)"
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
@@ -175,8 +192,11 @@ def main(argv=None) -> int:
     except NumericalFailure as exc:
         print(f"spherepde: numerical failure: {exc}", file=sys.stderr)
         return exc.exit_code
+    except StorageFailure as exc:
+        print(f"spherepde: storage failure: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
-        print("spherepde: interrupted; the run file keeps a checkpoint (continue with --resume)", file=sys.stderr)
+        print(f"spherepde: interrupted; {_after_interrupt(args)}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -21,7 +21,7 @@ import tomli_w
 from .errors import InputError
 from .harmonics import MAX_DIM, check_beta, kernel_bandwidth
 from .integrate import SCHEMES, save_times
-from .kernels import numba_available
+from .kernels import numba_available, spectral_gap
 from .manifolds import MANIFOLDS, manifold_class
 from .model import CLOCKS, MODELS, AttentionModel
 
@@ -550,7 +550,10 @@ def resolve_particles(config: dict) -> TokenConfig:
         _fail("particles.backend", tokens.backend, "numba is not installed (pip install 'spherepde[numba]'); use 'auto' or 'numpy'")
     if model.beta == math.inf:
         _fail("model.beta", model.beta, "use a finite real number (tokens have no zero-temperature model)")
-    model.attention(tokens.d, mean_field=False)
+    attention = model.attention(tokens.d, mean_field=False)
+    if tokens.backend == "spectral" and spectral_gap(attention):
+        _fail("particles.backend", tokens.backend, f"harmonic sums do not apply ({spectral_gap(attention)}): use 'numpy', "
+              "'numba' or 'auto'")
     time = _section(TimeConfig, "time", config.get("time"))
     time.check()
     diagnostics = _section(TokenDiagnosticsConfig, "diagnostics", config.get("diagnostics"))

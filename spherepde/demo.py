@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import compare, config, io, life, linear, plot, solver
-from .errors import NumericalFailure
+from .errors import InputError, NumericalFailure
 
 CONFIG = """\
 [model]
@@ -91,13 +91,24 @@ def summary(path) -> str:
     return "\n".join(lines)
 
 
-def _run(text: str, out: Path, name: str) -> tuple[Path, list[Path], NumericalFailure | None]:
-    """One run into ``out/name.h5`` with its config beside it and its figures in ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.toml").write_text(text)
-    run_file = out / f"{name}.h5"
+def _directory(out: Path):
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} is a file: name a directory for the demo's runs and figures")
     try:
-        solver.run(config.loads(text), run_file, progress=None)
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {str(out)!r} cannot be created: {exc.strerror}") from None
+
+
+def _run(text: str, out: Path, name: str) -> tuple[Path, list[Path], NumericalFailure | None]:
+    """One run into ``out/name.h5`` with its config beside it and its figures in ``out``; an earlier demo's run
+    file there is replaced (any other file in the way is refused)."""
+    _directory(out)
+    run_file = out / f"{name}.h5"
+    io.check_output(run_file, overwrite=True)
+    (out / f"{name}.toml").write_text(text)
+    try:
+        solver.run(config.loads(text), run_file, progress=None, overwrite=True)
         failure = None
     except NumericalFailure as exc:  # the file keeps every snapshot so far: show them, then fail
         failure = exc

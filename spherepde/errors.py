@@ -1,4 +1,4 @@
-"""The two ways a run can fail, with the exit codes of the command line."""
+"""The ways a run can fail, with the exit codes of the command line."""
 from __future__ import annotations
 
 
@@ -17,5 +17,12 @@ class InputError(ValueError):
 
 class NumericalFailure(RuntimeError):
     """The computation cannot go on faithfully (NaN, lost resolution): exit code 1."""
+
+    exit_code = 1
+
+
+class StorageFailure(RuntimeError):
+    """The run file cannot be written on (disk full, I/O error): exit code 1; the file keeps its last
+    saved snapshot, ``/status`` says why, and ``--resume`` continues once the cause is removed."""
 
     exit_code = 1

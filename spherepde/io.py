@@ -16,12 +16,22 @@ never changes. The checkpoint has two slots; a snapshot counts as saved once the
 holding the state after it is complete and the one-word pointer ``/checkpoint/current``
 names that slot, the last write of every snapshot. Changes of structure (creating the file,
 trimming a stopped run to its saved snapshots, growing it again for ``--resume``) are made
-in a temporary file that then replaces the run file (``os.replace``). Readers use the
-saved count of the current slot: entries of an unfinished file beyond it are not data.
+in a temporary file that then replaces the run file (``os.replace``), its disk blocks reserved
+up front (``posix_fallocate``) so that a full disk is found before the run starts. Readers use the
+saved count of the current slot: entries of an unfinished file beyond it are not data; they open
+files without HDF5's file lock, so a running file can be read, while writers hold an exclusive
+lock (:class:`RunLock`) for the whole run.
+
+Safety of what is already on disk (:func:`check_output`): a run never writes over a file that is not
+a spherepde run file, over a file the command reads, or over an existing run without ``overwrite``.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import os
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -36,10 +46,11 @@ _MESSAGE_BYTES = 1024
 
 def check_writable(path: str | Path):
     """Raise InputError unless a file can be created at ``path``."""
+    raw = os.fspath(path)
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise InputError(f"output path {str(path)!r} is a directory: name a file, e.g. run.h5")
+    if path.is_dir() or raw.endswith(("/", os.sep)):
+        raise InputError(f"output path {raw!r} is a directory: name a file, e.g. {raw.rstrip('/')}/run.h5")
     if not parent.is_dir():
         raise InputError(f"output path {str(path)!r} cannot be written: directory {str(parent)!r} does not exist")
     probe = parent / f".{path.name}.probe"
@@ -48,6 +59,134 @@ def check_writable(path: str | Path):
         probe.unlink()
     except OSError as exc:
         raise InputError(f"output path {str(path)!r} cannot be written: {exc.strerror}") from None
+
+
+def run_status(path: str | Path) -> str | None:
+    """The ``/status`` of the spherepde run file at ``path``; None if it is not one (or unreadable)."""
+    try:
+        with h5py.File(path, "r", locking=False) as h5:
+            if "t" not in h5 or "config" not in h5.attrs:
+                return None
+            return h5["status"][()].decode(errors="replace") if "status" in h5 else "unknown"
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
+
+
+def check_output(path: str | Path, *, reads=(), resume: bool = False, overwrite: bool = False):
+    """Refuse (InputError, before any write) to write a run to ``path`` when that would destroy something:
+    a directory, a file the command reads (``reads``: the config, an initial-condition file), anything that
+    is not a spherepde run file, or — unless ``overwrite`` — an existing run (``resume`` continues it); also a
+    foreign file where the run keeps its temporary file (``path`` + ".tmp")."""
+    path = Path(path)
+    check_writable(path)
+    for other in reads:
+        if other is not None and _same_file(path, Path(other)):
+            raise InputError(f"output path {str(path)!r} is {str(other)!r}, which this run reads: choose another output file")
+    tmp = _temporary(path)
+    if tmp.exists() and run_status(tmp) is None:
+        raise InputError(f"{str(tmp)!r} exists and is not a spherepde file: spherepde keeps its temporary file "
+                         "there while it writes; move it away")
+    if resume:
+        if not path.exists():
+            raise InputError(f"cannot resume {str(path)!r}: it does not exist (start the run without --resume)")
+        return
+    if path.exists():
+        status = run_status(path)
+        if status is None:
+            raise InputError(f"output path {str(path)!r} exists and is not a spherepde run file: refusing to replace it "
+                             "(choose another output file)")
+        if not overwrite:
+            raise InputError(f"output path {str(path)!r} holds a spherepde run (status {status}): use --overwrite to "
+                             "replace it or --resume to continue it")
+
+
+class RunLock:
+    """An exclusive lock on writing the run file ``path`` for the life of a run (``fcntl.flock`` on the hidden
+    file ``.<name>.lock`` beside it, which names the holder's process id). The operating system releases it
+    when the holder exits, however it exits, so a lock left by a dead process never blocks."""
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        self.path = path.with_name(f".{path.name}.lock")
+        self.run_file = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise InputError(f"{str(self.run_file)!r} is being written by another spherepde process (pid {holder}): "
+                             "wait for it to end, or write to another file") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self._fd)  # releases the lock
+            self._fd = None
+
+
+def _format_bytes(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def _reserve(path: Path, size: int, what: str):
+    """Allocate the disk blocks of the file ``path`` (apparent size ``size``) now: InputError if they do not fit."""
+    free = shutil.disk_usage(path.parent if str(path.parent) else ".").free
+    try:
+        with open(path, "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without fallocate: checked free space only
+            if size > free:
+                raise InputError(f"{what} needs {_format_bytes(size)} of disk and {_format_bytes(free)} are free") from None
+            return
+        if exc.errno == errno.ENOSPC:
+            raise InputError(f"{what} needs {_format_bytes(size)} of disk and only {_format_bytes(free)} are free: "
+                             "free space, or save fewer snapshots") from None
+        raise
+
+
+@contextlib.contextmanager
+def _building(tmp: Path, what: str):
+    """Write a temporary file: removed again if writing it fails or is interrupted; a full disk is one line."""
+    try:
+        yield
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError) and (exc.errno == errno.ENOSPC or "No space left" in str(exc)):
+            raise InputError(f"{what}: the disk is full ({exc.strerror or exc})") from None
+        raise
+
+
+@contextlib.contextmanager
+def _damaged(path):
+    """h5py errors while reading ``path`` as one InputError line."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise InputError(f"run file {str(path)!r} is damaged or not a spherepde run file ({exc})") from None
 
 
 def check_figure_path(path: str | Path) -> Path:
@@ -111,8 +250,8 @@ class RunFile:
         path = self.path
         check_writable(path)
         stepper_keys = list(stepper_keys)
-        tmp = path.with_name(path.name + ".tmp")
-        with h5py.File(tmp, "w") as h5:
+        tmp = _temporary(path)
+        with _building(tmp, f"run file {str(path)!r}"), h5py.File(tmp, "w") as h5:
             h5.attrs["config"] = config_text
             h5.attrs["version"] = __version__
             for name, value in (attrs or {}).items():
@@ -138,6 +277,8 @@ class RunFile:
             current[()] = 0
             _preallocated(h5, "status", (), f"S{_MESSAGE_BYTES}", b"running")
             _preallocated(h5, "message", (), f"S{_MESSAGE_BYTES}", b"")
+        with _building(tmp, f"run file {str(path)!r}"):
+            _reserve(tmp, os.path.getsize(tmp), f"the run file {str(path)!r} ({n_times} snapshots)")
         os.replace(tmp, path)
         return self._open(h5py.File(path, "r+"))
 
@@ -145,7 +286,7 @@ class RunFile:
     def reopen(cls, path, config_text: str, n_times: int) -> "RunFile":
         """Open a stopped run for ``--resume`` (same configuration), grown back to ``n_times`` snapshots."""
         path = Path(path)
-        with _open(path) as h5:
+        with _open(path) as h5, _damaged(path):
             saved = h5.attrs.get("config")
             if saved != config_text:
                 raise InputError(f"cannot resume {str(path)!r}: it was started with a different configuration "
@@ -158,14 +299,18 @@ class RunFile:
         return cls(path)._open(h5py.File(path, "r+"))
 
     def finish(self, status: str, message: str = ""):
-        """Record how the run ended and close; a run that stopped early is trimmed to its saved snapshots."""
+        """Record how the run ended and close; a run that stopped early is trimmed to its saved snapshots
+        (kept untrimmed when the disk has no room for the trimmed copy: readers use the saved count)."""
         if self.n_saved < self._h5["t"].shape[0]:
             self._h5.close()
-            _rewrite(self.path, self.n_saved, status, message)
-        else:
-            self._h5["status"][()] = status.encode()[:_MESSAGE_BYTES]
-            self._h5["message"][()] = message.encode()[:_MESSAGE_BYTES]
-            self._h5.close()
+            try:
+                _rewrite(self.path, self.n_saved, status, message)
+                return
+            except InputError:
+                self._file = h5py.File(self.path, "r+")
+        self._h5["status"][()] = status.encode()[:_MESSAGE_BYTES]
+        self._h5["message"][()] = message.encode()[:_MESSAGE_BYTES]
+        self._h5.close()
 
     # raw writes into allocated space ------------------------------------------------
     def append(self, t: float, fields: dict, diagnostics: dict):
@@ -199,6 +344,10 @@ class RunFile:
 
     def read_checkpoint(self) -> tuple[float, dict, dict]:
         """(t, state, stepper state) of the current slot."""
+        with _damaged(self.path):
+            return self._read_checkpoint()
+
+    def _read_checkpoint(self) -> tuple[float, dict, dict]:
         cp = self._h5["checkpoint"]
         slot = int(cp["current"][()])
         state = {name: ds[slot] for name, ds in cp.items() if name not in ("meta", "current")}
@@ -208,7 +357,8 @@ class RunFile:
 
     def initial_diagnostics(self) -> dict:
         """The diagnostics of the first snapshot (t = 0)."""
-        return {name: ds[0] for name, ds in self._h5["diagnostics"].items()}
+        with _damaged(self.path):
+            return {name: ds[0] for name, ds in self._h5["diagnostics"].items()}
 
     def close(self):
         self._h5.close()
@@ -258,8 +408,8 @@ class MemoryRun:
 
 def _rewrite(path: Path, n_total: int, status: str, message: str):
     """Replace the run file by a copy whose per-snapshot datasets hold n_total rows (saved ones kept)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
+    tmp = _temporary(path)
+    with _building(tmp, f"rewriting {str(path)!r}"), h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
         for key, value in src.attrs.items():
             dst.attrs[key] = value
         for name in _fixed_groups(src):
@@ -277,6 +427,8 @@ def _rewrite(path: Path, n_total: int, status: str, message: str):
         src.copy("checkpoint", dst)
         _preallocated(dst, "status", (), f"S{_MESSAGE_BYTES}", status.encode()[:_MESSAGE_BYTES])
         _preallocated(dst, "message", (), f"S{_MESSAGE_BYTES}", message.encode()[:_MESSAGE_BYTES])
+    with _building(tmp, f"rewriting {str(path)!r}"):
+        _reserve(tmp, os.path.getsize(tmp), f"rewriting {str(path)!r} ({n_total} snapshots)")
     os.replace(tmp, path)
 
 
@@ -306,8 +458,12 @@ def _fields(h5) -> list[str]:
 
 
 def _open(path) -> h5py.File:
+    """``path`` opened for reading, without HDF5's file lock: a running file can be read (its saved count
+    says what is data)."""
+    if Path(path).is_dir():
+        raise InputError(f"{str(path)!r} is a directory, not a run file")
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", locking=False)
     except FileNotFoundError:
         raise InputError(f"run file {str(path)!r} does not exist") from None
     except OSError as exc:
@@ -324,7 +480,7 @@ def _saved(h5) -> int:
 
 def read_run(path) -> dict:
     """Everything of a run file but the densities, cut to the saved snapshots."""
-    with _open(path) as h5:
+    with _open(path) as h5, _damaged(path):
         if "t" not in h5 or "config" not in h5.attrs:
             raise InputError(f"{str(path)!r} is not a spherepde run file (no /t or no config)")
         n = _saved(h5)
@@ -351,7 +507,7 @@ def read_run(path) -> dict:
 
 def read_field(path, name: str, index: int) -> np.ndarray:
     """Saved snapshot number ``index`` (negative counts from the last saved one) of the field ``name``."""
-    with _open(path) as h5:
+    with _open(path) as h5, _damaged(path):
         if name not in _fields(h5):
             raise InputError(f"{str(path)!r} holds no per-snapshot field /{name} (it has {', '.join(_fields(h5)) or 'none'})")
         n = _saved(h5)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+from .harmonics import kernel_bandwidth
 from .model import AttentionModel, scalar_multiple
 
 #: Entries of one block of an attention matrix (512 KiB of doubles): a block stays in cache through
@@ -333,6 +334,44 @@ def flush_negligible(multiplier: np.ndarray) -> np.ndarray:
     precision (≤ 1e-150 · max|c|/|c_0|), so zero is the same field.
     """
     return np.where(np.abs(multiplier) < 1e-150 * np.max(np.abs(multiplier)), 0.0, multiplier)
+
+
+def kernel_degree(model: AttentionModel) -> int:
+    """L: the degree beyond which the kernel's Funk–Hecke coefficients are below SPECTRAL_TOL of ĥ_0, at its
+    largest concentration |β|‖B‖₂ (0 at zero temperature, where the velocity does not depend on the measure)."""
+    return 0 if model.zero_temperature else kernel_bandwidth(model.concentration, model.d, SPECTRAL_TOL)
+
+
+#: Below this β' = βb (a repulsive kernel) the harmonic sums lose about e^{2|β'|}·1e-16 of relative accuracy
+#: where the kernel's sum is small (all mass away from the antipode): measured worst cases 2e-11 at β' = −8,
+#: 4e-9 at −10, 1e-6 at −15. The direct sums serve those models.
+MIN_SPECTRAL_BETA = -8.0
+
+
+def spectral_accuracy_gap(model: AttentionModel) -> str:
+    """'' when harmonic sums of ``model``'s kernel are accurate (B = bI, βb ≥ MIN_SPECTRAL_BETA), else why not."""
+    if model.zero_temperature:
+        return "the zero-temperature model"
+    if model.kernel_beta is None:
+        return "Q^T K is not a multiple of the identity"
+    if model.kernel_beta < MIN_SPECTRAL_BETA:
+        return (f"beta b = {model.kernel_beta:g} < {MIN_SPECTRAL_BETA:g}: a repulsive kernel's harmonic sums lose "
+                "e^(2|beta b|) in relative accuracy")
+    return ""
+
+
+def spectral_gap(model: AttentionModel) -> str:
+    """'' when :class:`SpectralVelocity` serves points of S^{d-1} under ``model``, otherwise why not (one clause)."""
+    if spectral_accuracy_gap(model):
+        return spectral_accuracy_gap(model)
+    if model.d not in (2, 3):
+        return f"d = {model.d} (harmonic sums over points exist for d = 2 and 3)"
+    return ""
+
+
+def spectral_degree(model: AttentionModel) -> int:
+    """The truncation degree of :class:`SpectralVelocity` for ``model``: its kernel's band, at least 2."""
+    return max(2, kernel_degree(model))
 
 
 class SpectralVelocity:

@@ -22,8 +22,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from .harmonics import kernel_bandwidth
-from .kernels import SPECTRAL_TOL, DirectVelocity, PairwiseVelocity, SpectralVelocity, ZeroTemperaturePointVelocity, direct_backend
+from .kernels import (DirectVelocity, PairwiseVelocity, SpectralVelocity, ZeroTemperaturePointVelocity, direct_backend,
+                      kernel_degree, spectral_accuracy_gap, spectral_degree)
 from .manifolds import Manifold, with_degree
 from .model import AttentionModel
 
@@ -67,12 +67,6 @@ class Points:
         return cls(positions[first].copy(), weights[first].copy(), owner, merged_w2, clipped)
 
 
-def kernel_degree(model: AttentionModel) -> int:
-    """L: the degree beyond which the kernel's Funk–Hecke coefficients are below SPECTRAL_TOL of ĥ_0, at its
-    largest concentration |β|‖B‖₂ (0 at zero temperature, where the velocity does not depend on the measure)."""
-    return 0 if model.zero_temperature else kernel_bandwidth(model.concentration, model.d, SPECTRAL_TOL)
-
-
 def switch_degree(manifold: Manifold, model: AttentionModel) -> int:
     """The degree lmax + L + 1 to which the quadrature of the switch must be exact: ρ(y) e^{β⟨x,By⟩} y has that
     degree in y up to the kernel's negligible tail, so the points' velocity is X[ρ]."""
@@ -81,12 +75,12 @@ def switch_degree(manifold: Manifold, model: AttentionModel) -> int:
 
 def point_velocity(model: AttentionModel, manifold: Manifold, threads: int = 1):
     """The velocity (x, w) ↦ X[Σ w_j δ_{x_j}](x) of weighted points on ``manifold``: zero temperature, harmonic
-    sums at the kernel's band (B = bI), or the direct sum (any other B; not for zonal densities, whose points
-    are rings)."""
+    sums at the kernel's band (B = bI, unless strongly repulsive: :func:`spherepde.kernels.spectral_accuracy_gap`),
+    or the direct sum (any other B; zonal rings always take the harmonic sums: they have no direct sum)."""
     if model.zero_temperature:
         return ZeroTemperaturePointVelocity(model)
-    if model.kernel_beta is not None:
-        return SpectralVelocity(model, with_degree(manifold, max(2, kernel_degree(model)), threads))
+    if model.kernel_beta is not None and (manifold.kind == "zonal" or not spectral_accuracy_gap(model)):
+        return SpectralVelocity(model, with_degree(manifold, spectral_degree(model), threads))
     return DirectVelocity(model, direct_backend("auto"))
 
 

@@ -489,13 +489,15 @@ def token_diagnostics(path, out: Path) -> Path:
 def plot_run(path, out) -> list[Path]:
     """All figures of a run (PDE or tokens) into the directory ``out`` (created if missing)."""
     out = Path(out)
+    run = io.read_run(path)  # refusals come before the directory is made
+    if len(run["t"]) == 0:
+        raise InputError(f"run file {str(path)!r} holds no snapshot to plot")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} is a file: name a directory for the figures")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"output directory {str(out)!r} cannot be created: {exc.strerror}") from None
-    run = io.read_run(path)
-    if len(run["t"]) == 0:
-        raise InputError(f"run file {str(path)!r} holds no snapshot to plot")
     if "points" in run["fields"] and "density" not in run["fields"]:
         d = loads(run["config_text"]).particles.d
         pictures = [token_angles] if d == 2 else [token_sphere] if d == 3 else []

@@ -13,6 +13,8 @@ checkpointed, so ``--resume`` continues where the run stopped.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import sys
 import time as clock
@@ -27,11 +29,11 @@ from . import lagrangian
 from .config import PointMeasure, RunConfig, TokenConfig
 from .diagnostics import cluster_count, energies, find_clusters, snapshot, tail_energy
 from .dynamics import ContinuityEquation
-from .errors import InputError, NumericalFailure
+from .errors import InputError, NumericalFailure, StorageFailure
 from .harmonics import funk_hecke, kernel_bandwidth, log_funk_hecke
 from .initial import initial_coefficients, point_measure
 from .integrate import CFL, SCHEMES, DeviationNorm, PointwiseNorm, Stepper, normalize_rows
-from .io import MemoryRun, RunFile, check_writable
+from .io import MemoryRun, RunFile, RunLock, check_output, check_writable
 from .kernels import DirectVelocity, SpectralVelocity
 from .manifolds import Manifold, manifold_from_config
 from .tokens.run import TokenSimulation
@@ -86,9 +88,10 @@ class Simulation:
             self.few_velocity = lagrangian.few_point_velocity(self.model, M)
             if isinstance(self.velocity, DirectVelocity) and len(self.nodes) ** 2 > MAX_DIRECT_PAIRS:
                 raise InputError(
-                    f"numerics.on_lost_resolution = 'lagrangian' with a general Q^T K would sum {len(self.nodes)}^2 "
-                    f"pairs of weighted points per velocity (at most {MAX_DIRECT_PAIRS:.0e}): lower domain.lmax or "
-                    "use on_lost_resolution = 'stop'", "numerics.on_lost_resolution")
+                    f"numerics.on_lost_resolution = 'lagrangian' with a general Q^T K sums all pairs of weighted points: "
+                    f"{len(self.nodes)} points at lmax = {M.lmax} would be {len(self.nodes)}^2 pairs per velocity, at most "
+                    f"{MAX_DIRECT_PAIRS:.0e} ({math.isqrt(MAX_DIRECT_PAIRS)} points) fit: lower domain.lmax or use "
+                    "on_lost_resolution = 'stop'", "numerics.on_lost_resolution")
             self.point_stepper = Stepper(scheme, rtol=tcfg.rtol, dt=tcfg.dt,
                                          norm=PointwiseNorm(tcfg.rtol) if scheme.adaptive else None, project=normalize_rows,
                                          time_floor=False)
@@ -314,28 +317,39 @@ def simulation(cfg: RunConfig | TokenConfig):
     return TokenSimulation(cfg) if isinstance(cfg, TokenConfig) else Simulation(cfg)
 
 
-def run(cfg: RunConfig | TokenConfig, out: str | Path, resume: bool = False, progress: bool | None = False) -> dict:
+def run(cfg: RunConfig | TokenConfig, out: str | Path, resume: bool = False, progress: bool | None = False,
+        overwrite: bool = False, reads=()) -> dict:
     """Run the resolved configuration ``cfg`` (a PDE or token run, see :mod:`spherepde.config`) into
     the file ``out``.
 
     ``progress``: None shows a bar on a terminal and a log line per snapshot otherwise, True
     always the bar, False nothing. Returns a summary (status, final time, snapshots, steps,
-    wall time). Raises InputError before anything is written when the input is invalid,
-    NumericalFailure (after saving) when the solution cannot be continued faithfully.
+    wall time). Raises InputError before anything is written when the input is invalid — including
+    an output path that would destroy something (:func:`spherepde.io.check_output`: ``overwrite``
+    allows replacing an existing run; ``reads`` names further files the caller reads, e.g. the config)
+    or that another process is writing (:class:`spherepde.io.RunLock`, held for the whole run);
+    NumericalFailure (after saving) when the solution cannot be continued faithfully, StorageFailure
+    when the file cannot be written on.
     """
     sim = simulation(cfg)
     text = config_mod.dumps(cfg)
-    if resume:
-        sink = RunFile.reopen(out, text, len(sim.times))
-    else:
-        check_writable(out)
-        sink = RunFile(out)
-    return _record(sim, text, sink, resume, progress)
+    check_writable(out)
+    with RunLock(out):
+        check_output(out, reads=[*reads, *_inputs(cfg)], resume=resume, overwrite=overwrite)
+        sink = RunFile.reopen(out, text, len(sim.times)) if resume else RunFile(out)
+        return _record(sim, text, sink, resume, progress)
 
 
-def run_particles(cfg: TokenConfig, out: str | Path, resume: bool = False, progress: bool | None = False) -> dict:
+def _inputs(cfg: RunConfig | TokenConfig) -> list:
+    """The files a configuration reads (an initial condition's source)."""
+    source = cfg.particles if isinstance(cfg, TokenConfig) else cfg.initial
+    return [getattr(source, "path", None)]
+
+
+def run_particles(cfg: TokenConfig, out: str | Path, resume: bool = False, progress: bool | None = False,
+                  overwrite: bool = False) -> dict:
     """:func:`run` for a token configuration (kept for symmetry with ``spherepde particles``)."""
-    return run(cfg, out, resume, progress)
+    return run(cfg, out, resume, progress, overwrite)
 
 
 def simulate(cfg: RunConfig | TokenConfig, progress: bool | None = False) -> dict:
@@ -392,6 +406,12 @@ def _record(sim, text: str, sink: Any, resume: bool, progress: bool | None) -> d
         sink.checkpoint(t, sim.saved(y), sim.stepper.state())
         sink.finish("interrupted", f"interrupted at t = {t:.6g}; continue with --resume")
         raise
+    except OSError as exc:  # the file cannot be written on: its last checkpoint stays valid
+        why = "the disk is full" if exc.errno == errno.ENOSPC or "No space left" in str(exc) else f"I/O error: {exc}"
+        message = f"{why} at t = {t:.6g}; the file keeps {sink.n_saved} snapshots: free space, then continue with --resume"
+        with contextlib.suppress(Exception):
+            sink.finish("failed", message)
+        raise StorageFailure(message) from None
     else:
         sink.finish("finished")
     finally:

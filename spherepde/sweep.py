@@ -33,6 +33,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +237,7 @@ def execute(cfg: RunConfig | TokenConfig, path: str) -> dict:
     state = file_state(Path(path), config.dumps(cfg))
     if state != "done":
         try:
-            solver.run(cfg, path, resume=state == "resume", progress=False)
+            solver.run(cfg, path, resume=state == "resume", overwrite=state == "new", progress=False)
         except NumericalFailure:
             pass  # the file says failed, and why
     return {**outcome(path), "wall_time_s": time.perf_counter() - start}
@@ -249,11 +250,7 @@ def client(scheduler: str | None = None, workers: int | None = None):
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
-        try:
-            remote = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise InputError(f"cannot reach the Dask scheduler {scheduler!r}: {exc}") from None
-        with remote:
+        with _connect(scheduler) as remote:
             yield remote
         return
     with LocalCluster(
@@ -261,6 +258,40 @@ def client(scheduler: str | None = None, workers: int | None = None):
         dashboard_address=None, silence_logs=logging.ERROR,
     ) as local, Client(local) as local_client:
         yield local_client
+
+
+#: Seconds within which a Dask scheduler must answer.
+SCHEDULER_TIMEOUT = 10.0
+
+
+def _connect(scheduler: str, timeout: float = SCHEDULER_TIMEOUT):
+    """A client of the scheduler at ``scheduler``, or InputError within about ``timeout`` seconds: the connection
+    is made in a daemon thread, so that a server that accepts and never answers cannot hang the sweep, and any
+    failure (an HTTP server answering garbage raises MemoryError deep in the protocol) is one line."""
+    from distributed import Client
+
+    outcome: dict = {}
+
+    def connect():
+        try:
+            outcome["client"] = Client(scheduler, timeout=f"{timeout}s")
+        except BaseException as exc:  # noqa: BLE001 - reported below as one line
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=connect, daemon=True, name="spherepde-connect")
+    thread.start()
+    thread.join(timeout + 2.0)
+    if "client" in outcome:
+        return outcome["client"]
+    why = "no answer" if thread.is_alive() else f"{type(outcome['error']).__name__}: {outcome['error']}"
+    raise InputError(f"cannot reach the Dask scheduler {scheduler!r} within {timeout:g} s ({why})")
+
+
+def _make_directory(out: Path):
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"output directory {str(out)!r} cannot be created: {exc.strerror}") from None
 
 
 def _log(line: str):
@@ -274,10 +305,8 @@ def run(runs: list[Run], out: str | Path, scheduler: str | None = None, workers:
     ``out`` holds a file in the way of a run (see :func:`file_state`).
     """
     out = Path(out).resolve()  # workers may run elsewhere: absolute paths
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"output directory {str(out)!r} cannot be created: {exc.strerror}") from None
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} is a file: name a directory for the run files and {SUMMARY}")
     paths = {job.name: out / f"{job.name}.h5" for job in runs}
     states = {job.name: file_state(paths[job.name], config.dumps(job.config)) for job in runs}
     earlier = _wall_times(out / SUMMARY)
@@ -297,6 +326,7 @@ def run(runs: list[Run], out: str | Path, scheduler: str | None = None, workers:
         from distributed import as_completed
 
         with client(scheduler, min(workers or os.cpu_count() or 1, len(todo))) as dask:
+            _make_directory(out)  # only once the scheduler answers: a refused sweep leaves no empty directory
             futures = {dask.submit(execute, job.config, str(paths[job.name]), pure=False): job for job in todo}
             for future in as_completed(futures):
                 job = futures[future]

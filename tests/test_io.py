@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import h5py
 import numpy as np
 
 from spherepde import config, io, solver
@@ -35,24 +36,35 @@ def assert_same_prefix(path, reference, n=None):
     return run
 
 
-def test_sigkill_at_random_moments(tmp_path):
-    (tmp_path / "c.toml").write_text(CONFIG)
+def saved_count(path) -> int:
+    """Snapshots saved so far in a file another process is writing (0 while unreadable)."""
+    try:
+        with h5py.File(path, "r", locking=False) as h5:
+            cp = h5["checkpoint"]
+            return int(cp["meta"][int(cp["current"][()])][1])
+    except (OSError, KeyError):
+        return 0
+
+
+def kill_at_snapshots(tmp_path, text: str, targets) -> list[int]:
+    """Start ``spherepde run`` of ``text`` once per target k, SIGKILL it as soon as k snapshots are saved (so the
+    kill lands mid-run however fast the machine is), check the killed file and resume it; the counts saved at
+    the kills. The killed file must be readable, exact up to its saved count, and resume to the reference."""
+    (tmp_path / "c.toml").write_text(text)
     reference = tmp_path / "reference.h5"
     solver.run(config.load(tmp_path / "c.toml"), reference)
     n_total = len(io.read_run(reference)["t"])
-    rng = np.random.default_rng(2024)
-    killed_mid_run = 0
-    for trial in range(5):
+    saved = []
+    for trial, target in enumerate(targets):
         out = tmp_path / f"killed{trial}.h5"
         proc = subprocess.Popen([sys.executable, "-m", "spherepde", "run", tmp_path / "c.toml", "--out", out, "--quiet"])
-        while not out.exists() and proc.poll() is None:
-            time.sleep(0.002)
-        time.sleep(rng.uniform(0.0, 0.8))  # the run writes for ≈ 1.2 s after creating its file
+        while proc.poll() is None and saved_count(out) < target:
+            time.sleep(0.001)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         run = assert_same_prefix(out, reference)  # readable, and every saved snapshot is exact
+        saved.append(len(run["t"]))
         if len(run["t"]) < n_total:
-            killed_mid_run += 1
             assert run["status"] == "running"
         resumed = subprocess.run([sys.executable, "-m", "spherepde", "run", tmp_path / "c.toml", "--out", out, "--resume", "--quiet"],
                                  capture_output=True, text=True)
@@ -60,7 +72,40 @@ def test_sigkill_at_random_moments(tmp_path):
         assert_same_prefix(out, reference, n_total)
         assert io.read_run(out)["status"] == "finished"
         assert not os.path.exists(f"{out}.tmp")
-    assert killed_mid_run >= 3  # the kills did land inside runs
+    return saved
+
+
+def test_sigkill_at_random_snapshots(tmp_path):
+    """Kills after a random number of saved snapshots (of 201), not after a random wall-clock delay: each lands
+    inside the run whatever the machine's speed (it is still writing when it is killed)."""
+    targets = np.random.default_rng(2024).integers(1, 150, 5)
+    saved = kill_at_snapshots(tmp_path, CONFIG, targets)
+    assert all(k >= target for k, target in zip(saved, targets)) and all(k < 201 for k in saved)
+
+
+def test_sigkill_on_both_sides_of_the_switch_to_points(tmp_path):
+    """A run that continues as weighted points (SA β = 1, a von Mises–Fisher cluster at lmax 24: the switch at
+    t ≈ 0.9 of 3): killed before and after the switch, each resumes to the uninterrupted run bit for bit."""
+    text = """
+[model]
+name = "SA"
+beta = 1.0
+[domain]
+lmax = 24
+[initial]
+kind = "von_mises_fisher"
+kappa = 2.0
+mean = [0.0, 0.6, 0.8]
+[time]
+t_end = 3.0
+save_every = 0.05
+"""
+    (tmp_path / "probe.toml").write_text(text)
+    probe = solver.simulate(config.load(tmp_path / "probe.toml"))
+    switch = int(np.argmax(probe["diagnostics"]["lagrangian"] == 1))
+    assert 5 < switch < len(probe["t"]) - 10
+    saved = kill_at_snapshots(tmp_path, text, [switch - 4, switch + 4])
+    assert saved[0] < len(probe["t"]) and saved[1] >= switch + 4
 
 
 def test_interrupted_run_is_trimmed_and_grows_back_on_resume(tmp_path, monkeypatch):
@@ -78,7 +123,6 @@ def test_interrupted_run_is_trimmed_and_grows_back_on_resume(tmp_path, monkeypat
         solver.run(cfg, tmp_path / "part.h5")
     except KeyboardInterrupt:
         pass
-    import h5py
 
     with h5py.File(tmp_path / "part.h5") as h5:
         assert h5["t"].shape == (11,) and h5["density"].shape[0] == 11
@@ -103,7 +147,6 @@ def test_wall_clock_checkpoints_between_snapshots(tmp_path):
     time.sleep(0.25)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    import h5py
 
     with h5py.File(out) as h5:
         cp = h5["checkpoint"]

@@ -85,3 +85,21 @@ def test_high_dimension_quick(tmp_path):
     assert summary["winner_is_l_star"] >= 2 / 3 * summary["runs"]
     initial = [r for r in summary["tokens"] if r["t"] == 0]
     assert initial and all(max(abs(z) for z in r["z"]) < 4 and r["ks_root_n"] < 2 for r in initial)
+
+
+@pytest.mark.slow
+def test_metastability_quick(tmp_path):
+    """Past the resolution (quick mode): the switched and the resolved run agree to 1e-8 in E_l (l ≤ 8) for the
+    first snapshots after the switch; two clusters follow their ODE to 1e-6 rad and reach a gap of 1e-3 at the
+    ODE's time to 1e-5; the collapse rates are 2c to 1e-3; the staircase's merge times grow like
+    e^{s β(1 − cos Δ)} with s within 10% of 1 and the energy ends at 1 (one cluster)."""
+    summary = script("metastability", tmp_path, "--quick")
+    assert summary["overlap"]["rows"][0]["max_relative"] < 1e-8
+    two = summary["two_clusters"]
+    assert two["max_gap_error"] < 1e-6
+    assert two["gap_1e-3_run"] == pytest.approx(two["gap_1e-3_ode"], rel=1e-5)
+    for row in summary["collapse"]:
+        assert row["spread"] == pytest.approx(row["predicted"], rel=1e-3)
+        assert row["defect"] == pytest.approx(row["predicted"], rel=1e-3)
+    assert abs(summary["staircase_fit"]["slope"] - 1) < 0.1
+    assert all(item["merges"][-1]["energy"] == pytest.approx(1.0) for item in summary["staircase"])

@@ -11,7 +11,7 @@ final collapse, the whole life, and the staircase of arXiv 2410.06833.
 3. Lifetimes. From white noise (amplitude 1e-3) on S¹ (lmax 255) and S² (lmax 63), SA at β = 6, 9, 12, 16,
    seeds 0..3: the clusters of the weighted points (single linkage at 0.1 rad, groups of ≥ 1e-3 of the mass),
    T = (first merge) − (start of the first metastable plateau of their count) and Δ_min, the smallest gap
-   between them just before that merge; log T fitted against β(1 − cos Δ_min) (theory: slope 1).
+   between them at that start; log T fitted against β(1 − cos Δ_min) (theory: slope 1).
 4. Final collapse. One cluster of 64 equal point masses within about 0.05 of a point (a cluster cut from a
    density has stragglers far out, which approach at their own, slower rates and dominate the spread): the spread Σ w_i |x_i − m|² of the points and
    1 − |∫x dμ| decay like e^{−2ct}, c = 1 (SA), e^β (USA), 1 (USA on the rescaled clock); fitted where the
@@ -21,8 +21,8 @@ final collapse, the whole life, and the staircase of arXiv 2410.06833.
 6. The staircase of arXiv 2410.06833 (§6; its code: HugoKoubbi/2024-transformers-dotm, staircase script): USA
    on the circle on the rescaled clock τ (kernel e^{β(⟨x,y⟩−1)}), n = 5 equal point masses at
    θ₀ = ½·(0, ½, 2, 4, 7)·log β/√β, β = 500 … 4000, run as weighted points: the normalized energy
-   (1/n²) Σ_ij e^{β(cos(θ_i − θ_j) − 1)} against log τ, and for each merge log τ against β(1 − cos Δ) of
-   the merging gap. (That code plots against the arc length of the normalized gradient flow; this figure
+   (1/n²) Σ_ij e^{β(cos(θ_i − θ_j) − 1)} against log τ, and for each merge log τ against β(1 − cos Δ), Δ the
+   smallest gap at the start of the plateau it ends. (That code plots against the arc length of the normalized gradient flow; this figure
    uses τ itself, so the plateaus have their true lengths, up to τ ≈ 1e150.)
 
 Writes metastability.md, .json and .png (and whole_life.png, staircase.png) into --out (default
@@ -130,8 +130,8 @@ def lifetime(kind: str, beta: float, seed: int) -> dict | None:
     merges = life.merges(found)
     if not merges:
         return None
-    before = int(np.flatnonzero(t < merges[0].t)[-1])
-    gap = min(_angle(a, b) for i, a in enumerate(centres[before]) for b in centres[before][i + 1:])
+    formed = int(np.flatnonzero(t == found[0].start)[0])  # the gaps of the metastable state, at its start
+    gap = min(_angle(a, b) for i, a in enumerate(centres[formed]) for b in centres[formed][i + 1:])
     return {"kind": kind, "beta": beta, "seed": seed, "formed": found[0].start, "clusters": found[0].clusters,
             "merge": merges[0].t, "T": merges[0].t - found[0].start, "gap": gap, "exponent": beta * (1 - math.cos(gap))}
 
@@ -183,12 +183,13 @@ def staircase(beta: float) -> dict:
     energy = np.array([float(wk @ np.exp(beta * (xk @ xk.T - 1)) @ wk) for xk, wk in zip(x, w)])
     active = run["diagnostics"]["points_active"]
     merges = []
+    start = 0  # the first snapshot of the current plateau
     for k in np.flatnonzero(np.diff(active) < 0) + 1:  # the first snapshot after a merge
-        alive = w[k - 1] > 0
-        centres = x[k - 1][alive]
-        gap = min(_angle(a, b) for i, a in enumerate(centres) for b in centres[i + 1:])
+        centres = x[start][w[start] > 0]
+        gap = min(_angle(a, b) for i, a in enumerate(centres) for b in centres[i + 1:])  # at the plateau's start
         merges.append({"tau": float(t[k]), "tau_before": float(t[k - 1]), "gap": gap,
                        "exponent": beta * (1 - math.cos(gap)), "energy": float(energy[k])})
+        start = k
     return {"beta": beta, "t": t, "energy": energy, "merges": merges, "status": run["status"]}
 
 
@@ -217,7 +218,7 @@ def markdown(result: dict, quick: bool) -> str:
               "## 3. Metastable lifetimes from noise (SA)", "",
               "Clusters: groups of weighted points (single linkage at 0.1 rad) with ≥ 1e-3 of the mass. T = first merge − "
               "start of the first plateau of their count (merges located to the snapshot spacing, 12%); Δ_min the "
-              "smallest gap between clusters just before it.", "",
+              "smallest gap between clusters at that start.", "",
               "| manifold | β | seed | clusters | formed at | first merge | T | Δ_min | β(1−cos Δ_min) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in result["lifetimes"]:
         lines.append(f"| {r['kind']} | {r['beta']:g} | {r['seed']} | {r['clusters']} | {r['formed']:.3g} | {r['merge']:.3g} | "
@@ -283,7 +284,9 @@ def figures(result: dict, lives: dict, stairs: list[dict], out):
     grid = np.linspace(0, max(m["exponent"] for s in stairs for m in s["merges"]), 10)
     fit = result["staircase_fit"]
     right.plot(grid, (fit["slope"] * grid + fit["intercept"]) / math.log(10), "k:", label=f"fit: slope {fit['slope']:.2f}")
-    left.set(xscale="log", xlabel="rescaled time τ (log scale)", ylabel="(1/n²) Σ e^{β(cos−1)}",
+    left.set_xscale("log")
+    left.set_xlim(0.5, 100 * max(m["tau"] for s in stairs for m in s["merges"]))
+    left.set(xlabel="rescaled time τ (log scale)", ylabel="(1/n²) Σ e^{β(cos−1)}",
              title="staircase: USA, n = 5 on the circle (arXiv 2410.06833 §6)")
     left.legend(fontsize=8)
     right.set(xlabel="β(1 − cos Δ) of the merging gap", ylabel="log₁₀ τ of the merge", title="merge times")
@@ -311,7 +314,8 @@ def figures(result: dict, lives: dict, stairs: list[dict], out):
     c.bar(range(len(rows)), [r["spread"] / r["predicted"] for r in rows], color="C0", alpha=0.7, label="spread")
     c.plot(range(len(rows)), [r["defect"] / r["predicted"] for r in rows], "ko", label="1 − |∫x dμ|")
     c.axhline(1.0, color="k", lw=0.8)
-    c.set_xticks(range(len(rows)), [f"{r['model']} β={r['beta']:g}\n{r['kind']} {r['clock']}" for r in rows], fontsize=7)
+    c.set_xticks(range(len(rows)), [f"{r['model']} {r['beta']:g}\n{'S²' if r['kind'] == 'sphere' else 'S¹'}"
+                                    f"{' τ' if r['clock'] == 'rescaled' else ''}" for r in rows], fontsize=8)
     c.set(ylabel="fitted rate / 2c", title="final collapse", ylim=(0.9, 1.1))
     c.legend(fontsize=8)
     fig.tight_layout()

@@ -1,6 +1,12 @@
 """Diagnostics of a token snapshot (1/n) Σ δ_{x_i}: energy, mean direction, clusters, close pairs
-and the empirical harmonic spectrum. Pair sums are evaluated block by block over one triangle of
-the Gram matrix (memory O(n·block))."""
+and the empirical harmonic spectrum.
+
+Up to GRAM_TOKENS tokens (and in any d > 3) pair sums are evaluated block by block over one triangle of
+the Gram matrix (memory O(n·block), time O(n²)). Beyond, on S¹ and S² every diagnostic scales: the
+spectrum and the energy from the tokens' harmonic coefficients (non-uniform transforms, O(n + L² log L)),
+close pairs by a k-d tree's dual-tree count, clusters from the spherical Delaunay triangulation (the
+convex hull of the tokens, which contains every shortest link) or, on S¹, from the sorted angles —
+all exact, O(n log n)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -8,11 +14,21 @@ from typing import Optional
 import numpy as np
 from scipy.special import betaincinv, exprel
 
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import ConvexHull, QhullError, cKDTree
+
+from ..diagnostics import energies
 from ..errors import InputError
-from ..harmonics import zonal_harmonics
+from ..harmonics import kernel_bandwidth, zonal_harmonics
 from ..kernels import rows_per_block
+from ..manifolds import for_points
 from ..model import USA_MAX_CONCENTRATION, AttentionModel
 from .points import as_beta, as_integer, as_points
+
+#: Up to this many tokens the diagnostics sum over all pairs (exact, O(n²)); beyond, on S¹ and S², the
+#: O(n log n) paths of the module docstring (the same quantities: tested against each other).
+GRAM_TOKENS = 4000
 
 #: Threshold of `close_pair_fraction`: pairs with ⟨x_i, x_j⟩ > 0.999 (angle < 2.56°).
 CLOSE_PAIR_COS = 0.999
@@ -55,6 +71,8 @@ def energy(points, beta, scaled: bool = False, block: Optional[int] = None) -> f
     beta = as_beta(beta)
     n = len(x)
     scale = np.exp(-abs(beta)) if scaled else 1.0
+    if _scalable(x):
+        return _spectral_energy(x, beta, scaled)
     if abs(beta) <= USA_MAX_CONCENTRATION:
         total = _pair_sum(x, lambda gram: (gram * exprel(beta * gram)).sum(axis=0), block)
         return float(total / (2 * n * n) * scale)
@@ -62,6 +80,31 @@ def energy(points, beta, scaled: bool = False, block: Optional[int] = None) -> f
     with np.errstate(over="ignore", divide="ignore"):
         log_sum = np.log(total) - np.log(2 * abs(beta) * n * n) + (0.0 if scaled else abs(beta))
         return float(np.sign(beta) * np.exp(log_sum) - scale / (2 * beta))
+
+
+def _scalable(x: np.ndarray) -> bool:
+    """Whether the O(n log n) paths serve ``x``: more than GRAM_TOKENS tokens on S¹ or S²."""
+    return len(x) > GRAM_TOKENS and x.shape[1] in (2, 3)
+
+
+def _coefficients(x: np.ndarray, lmax: int):
+    """The manifold of degree lmax for the tokens x and their coefficients c_lm = (1/n) Σ_i Y_lm(x_i)."""
+    M = for_points(x.shape[1], lmax)
+    return M, M.locate(x).coefficients(np.full(len(x), 1.0 / len(x)))
+
+
+def _spectral_energy(x: np.ndarray, beta: float, scaled: bool) -> float:
+    """E = (1/2β)(Σ_l ĥ_l(β) Σ_m c_lm² − 1) (Funk–Hecke, at the kernel's band where ĥ_l < 1e-16 ĥ_0): the
+    pair sum Σ_ij e^{β⟨x_i,x_j⟩}/n² by the addition theorem; at β = 0 its limit |x̄|²/2."""
+    d = x.shape[1]
+    model = AttentionModel("SA", beta, d)
+    M, c = _coefficients(x, max(2, kernel_bandwidth(abs(beta), d, 1e-16)))
+    values = energies(model, M.degree_energy(c), float("nan"))
+    if beta == 0:
+        return float(values["energy"])
+    if scaled:
+        return float(values["energy_scaled"] - np.exp(-abs(beta)) / (2 * beta))
+    return float(values["energy"] - 1 / (2 * beta))
 
 
 def mean_direction(points) -> float:
@@ -75,6 +118,10 @@ def close_pair_fraction(points, block: Optional[int] = None) -> float:
     n = len(x)
     if n == 1:
         return float("nan")
+    if _scalable(x):  # ⟨x,y⟩ > c ⇔ |x − y| < √(2(1 − c)); the dual-tree count includes the n pairs i = j
+        tree = cKDTree(x)
+        count = int(tree.count_neighbors(tree, np.nextafter(np.sqrt(2 * (1 - CLOSE_PAIR_COS)), 0)))
+        return float((count - n) / (n * (n - 1)))
     count = _pair_sum(x, lambda gram: np.count_nonzero(gram > CLOSE_PAIR_COS, axis=0), block)
     return float((count - n) / (n * (n - 1)))  # the n diagonal pairs i = j always count
 
@@ -111,6 +158,8 @@ def cluster_count(points, delta: Optional[float] = None, block: Optional[int] = 
     x = as_points(points)
     n, d = x.shape
     delta = cluster_threshold(n, d) if delta is None else _as_delta(delta)
+    if _scalable(x):
+        return _linked_components(x, delta)
     labels = np.arange(n)
     while True:
         new = labels.copy()
@@ -130,6 +179,50 @@ def cluster_count(points, delta: Optional[float] = None, block: Optional[int] = 
         labels = new
 
 
+def _linked_components(x: np.ndarray, delta: float) -> int:
+    """Components of the graph linking ⟨x_i,x_j⟩ > 1 − δ, for tokens on S¹ or S², in O(n log n).
+
+    S¹: sorted by angle, consecutive tokens link when their gap is below arccos(1 − δ) (and the last with
+    the first across 2π). S²: tokens closer than 1e-3 of the link length are first united (they share every
+    link; qhull needs distinct points), then every link of the minimum spanning tree is an edge of the
+    spherical Delaunay triangulation, i.e. of the convex hull of the tokens: the hull's edges shorter than
+    the link length have the same components as the whole graph. A token qhull leaves out of the hull
+    (nearly coplanar with a facet) links to its nearest neighbour if that is close enough."""
+    n, d = x.shape
+    chord = np.sqrt(2 * delta)  # |x − y|² = 2 − 2⟨x,y⟩ < 2δ
+    if d == 2:
+        angle = np.sort(np.arctan2(x[:, 1], x[:, 0]))
+        gaps = np.diff(np.append(angle, angle[0] + 2 * np.pi))
+        breaks = int(np.count_nonzero(2 * np.sin(gaps / 2) >= chord))
+        return max(breaks, 1)
+    cells = np.floor(x / (1e-3 * chord / np.sqrt(3))).astype(np.int64)
+    _, first, group = np.unique(cells, axis=0, return_index=True, return_inverse=True)
+    group = group.ravel()
+    points = x[first]
+    m = len(points)
+    if m < 5:
+        rows, cols = np.triu_indices(m, 1)
+    else:
+        try:
+            hull = ConvexHull(points.copy(), qhull_options="Qt Qc")  # (a copy: some qhull options rescale it in place)
+        except QhullError:  # all in one plane or fewer than 4 distinct points: every pair (few points)
+            hull = None
+        if hull is None:
+            rows, cols = np.triu_indices(m, 1)
+        else:
+            simplices = hull.simplices
+            edges = np.concatenate([simplices[:, [0, 1]], simplices[:, [1, 2]], simplices[:, [0, 2]]])
+            outside = np.setdiff1d(np.arange(m), simplices.ravel())
+            if outside.size:
+                _, nearest = cKDTree(points[np.setdiff1d(np.arange(m), outside)]).query(points[outside])
+                kept = np.setdiff1d(np.arange(m), outside)
+                edges = np.concatenate([edges, np.stack([outside, kept[nearest]], axis=1)])
+            rows, cols = edges[:, 0], edges[:, 1]
+    linked = np.linalg.norm(points[rows] - points[cols], axis=1) < chord
+    graph = coo_matrix((np.ones(int(linked.sum())), (rows[linked], cols[linked])), shape=(m, m))
+    return int(connected_components(graph, directed=False)[0])
+
+
 def _zonal_column_sums(gram, lmax: int, d: int) -> np.ndarray:
     """Column sums of Y_l(G) for l = 0..lmax, Y_l the zonal harmonics (:func:`spherepde.harmonics.zonal_harmonics`)."""
     return zonal_harmonics(gram, lmax, d).sum(axis=1)
@@ -144,6 +237,9 @@ def empirical_spectrum(points, lmax: int, block: Optional[int] = None) -> np.nda
     x = as_points(points)
     n, d = x.shape
     lmax = as_integer(lmax, "lmax", 0, "the maximal degree")
+    if _scalable(x) and lmax >= 2:
+        M, c = _coefficients(x, lmax)
+        return M.degree_energy(c)
     sums = _pair_sum(x, lambda gram: _zonal_column_sums(gram, lmax, d), block)
     return zonal_harmonics(np.ones(1), lmax, d)[:, 0] * sums / (n * n)
 

@@ -1,6 +1,8 @@
 """The token run (``spherepde particles``): what the run loop of :mod:`spherepde.solver` drives."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .. import io
@@ -37,6 +39,34 @@ def initial_points(cfg: TokenConfig) -> np.ndarray:
     return initial_tokens(tokens.init, tokens.n, tokens.d, seed=tokens.seed, density=density, manifold=manifold)
 
 
+#: Bytes of memory per token coordinate a run needs: the state, the seven Dormand–Prince stages, the stage
+#: point and the error estimate, in float64.
+BYTES_PER_COORDINATE = 8 * 10
+
+
+def physical_memory() -> int:
+    """Bytes of physical memory of this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(n: int, d: int):
+    """InputError (before anything is allocated) when n tokens in R^d cannot be held in memory."""
+    need, have = n * d * BYTES_PER_COORDINATE, physical_memory()
+    if need > have:
+        raise InputError(f"particles.n = {n}: {n} tokens in R^{d} need about {need / 1e9:.3g} GB of memory for the "
+                         f"state and its Runge-Kutta stages; this machine has {have / 1e9:.3g} GB", "particles.n")
+
+
+def token_count(cfg: TokenConfig) -> int | None:
+    """n: ``[particles] n``, or the rows of the points file (None if it cannot be read: reported when it is)."""
+    if cfg.particles.n is not None:
+        return cfg.particles.n
+    try:
+        return int(np.load(str(cfg.particles.path), mmap_mode="r").shape[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class TokenSimulation:
     """A resolved token configuration: n tokens x_i on S^{d-1} under the velocity of
     :class:`spherepde.tokens.field.TokenField` (the interface of :class:`spherepde.solver.Simulation`)."""
@@ -45,8 +75,10 @@ class TokenSimulation:
 
     def __init__(self, cfg: TokenConfig):
         self.cfg = cfg
+        if cfg.particles.n is not None:  # (a points file is checked when read)
+            check_memory(cfg.particles.n, cfg.particles.d)
         self.model = cfg.attention()
-        self.field = TokenField(self.model, cfg.particles.backend, cfg.particles.block)
+        self.field = TokenField(self.model, cfg.particles.backend, cfg.particles.block, token_count(cfg))
         tcfg = cfg.time
         self.stepper = token_stepper(tcfg.method, tcfg.dt, tcfg.rtol)
         self.times = tcfg.save_times()

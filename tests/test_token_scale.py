@@ -1,0 +1,100 @@
+"""Tokens at scale: the spectral backend against the direct sum, "auto" and its choice, the O(n log n)
+diagnostics against the exact pair sums they replace, and the token-run checks of issue-size input."""
+import importlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spherepde import config, solver
+from spherepde.errors import InputError
+from spherepde.kernels import DirectVelocity
+from spherepde.model import AttentionModel
+from spherepde.tokens import TokenField
+
+token_diagnostics = importlib.import_module("spherepde.tokens.diagnostics")
+
+
+def tokens(n, d, seed, clustered=False):
+    rng = np.random.default_rng(seed)
+    if clustered:
+        centres = rng.standard_normal((5, d))
+        x = centres[rng.integers(0, 5, n)] / np.linalg.norm(centres[rng.integers(0, 5, n)], axis=1, keepdims=True)
+        x = x + 0.03 * rng.standard_normal((n, d))
+    else:
+        x = rng.standard_normal((n, d))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@settings(max_examples=25, deadline=None)
+@given(beta=st.floats(-8, 200), name=st.sampled_from(["SA", "USA"]), d=st.sampled_from([2, 3]),
+       n=st.sampled_from([3, 40, 700, 3000]), seed=st.integers(0, 2**31), general_v=st.booleans(),
+       clustered=st.booleans())
+def test_spectral_backend_equals_the_direct_sum(beta, name, d, n, seed, general_v, clustered):
+    """β from −8 to 200 (below, a repulsive kernel's harmonic sums lose e^{2|β|} in accuracy and "spectral" is
+    refused: test_spectral_backend_where_it_does_not_apply_is_refused), SA and USA (rescaled clock), V ≠ I, on S¹ and S², few and many tokens, spread or
+    clustered: the harmonic sums agree with the direct sum to 1e-10 of the largest speed (they are exact to
+    about 1e-12: the kernel is truncated where ĥ_l < 1e-14 ĥ_0, the transforms are exact to rounding) — or to
+    1e-13 of the summed terms' size ‖V‖₂ where the speeds themselves are below the rounding of sums of
+    terms of that size (3 tokens far apart at β = 28 move at 4e-6 while their self terms are of size 1)."""
+    V = np.random.default_rng(seed + 1).standard_normal((d, d)) if general_v else None
+    model = AttentionModel(name, beta, d, V=V, clock="rescaled" if name == "USA" else "depth")
+    x = tokens(n, d, seed, clustered)
+    spectral = TokenField(model, "spectral")(x)
+    direct = DirectVelocity(model, "numpy")(x, np.full(n, 1.0 / n))
+    terms = np.linalg.norm(model.V, 2)
+    assert np.abs(spectral - direct).max() <= max(1e-10 * np.abs(direct).max(), 1e-13 * terms)
+
+
+def test_auto_takes_the_spectral_sums_where_they_apply_and_pay():
+    identity = AttentionModel("SA", 9.0, 3)
+    assert TokenField(identity, "auto", n=100).backend in ("numpy", "numba")
+    assert TokenField(identity, "auto", n=100_000).backend == "spectral"
+    general = AttentionModel("SA", 9.0, 3, Q=np.diag([1.0, 2.0, 3.0]))
+    assert TokenField(general, "auto", n=100_000).backend in ("numpy", "numba")
+    assert TokenField(AttentionModel("SA", 2.0, 5), "auto", n=100_000).backend in ("numpy", "numba")
+    assert TokenField(AttentionModel("SA", -20.0, 3), "auto", n=100_000).backend in ("numpy", "numba")
+    with pytest.raises(InputError, match="Q\\^T K is not a multiple"):
+        TokenField(general, "spectral")
+
+
+@pytest.mark.parametrize("section,key", [
+    ({"model": {"Q": [[1, 0, 0], [0, 2, 0], [0, 0, 3]]}, "particles": {"backend": "spectral"}}, "particles.backend"),
+    ({"particles": {"backend": "spectral", "d": 5}}, "particles.backend"),
+    ({"model": {"beta": -20.0}, "particles": {"backend": "spectral"}}, "particles.backend"),
+])
+def test_spectral_backend_where_it_does_not_apply_is_refused(section, key):
+    with pytest.raises(InputError) as err:
+        config.resolve_particles({"model": {"beta": 1.0, **section.get("model", {})},
+                                  **{k: v for k, v in section.items() if k != "model"}})
+    assert err.value.key == key and "'numpy', 'numba' or 'auto'" in str(err.value)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.parametrize("clustered", [False, True])
+def test_scalable_diagnostics_equal_the_pair_sums(d, clustered, monkeypatch):
+    """n = 1500 (both paths affordable): energy (β = 9, −3, 0), close pairs, clusters (default δ and δ = 1e-3,
+    0.3) and the spectrum, by the O(n log n) paths and by the Gram matrix. Energy and spectrum to 1e-12
+    relative (rounding of n² terms against transforms), counts exactly."""
+    x = tokens(1500, d, 7, clustered)
+    x = np.vstack([x, x[:50]])  # exact duplicates, as tokens collapsed into a point
+    funcs = [(token_diagnostics.energy, (9.0,)), (token_diagnostics.energy, (-3.0,)), (token_diagnostics.energy, (0.0,)),
+             (token_diagnostics.empirical_spectrum, (12,))]
+    counts = [(token_diagnostics.close_pair_fraction, ()), (token_diagnostics.cluster_count, ()),
+              (token_diagnostics.cluster_count, (1e-3,)), (token_diagnostics.cluster_count, (0.3,))]
+    monkeypatch.setattr(token_diagnostics, "GRAM_TOKENS", 10**9)
+    exact = [f(x, *args) for f, args in funcs + counts]
+    monkeypatch.setattr(token_diagnostics, "GRAM_TOKENS", 100)
+    fast = [f(x, *args) for f, args in funcs + counts]
+    for a, b in zip(fast[:4], exact[:4]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    assert fast[4:] == exact[4:]
+
+
+def test_a_spectral_token_run_records_its_backend(tmp_path):
+    cfg = config.resolve_particles({"model": {"beta": 9.0}, "particles": {"n": 5000, "backend": "auto"},
+                                    "time": {"t_end": 0.2, "save_every": 0.1}, "diagnostics": {"lmax": 8}})
+    run = solver.simulate(cfg)
+    assert run["status"] == "finished" and run["attrs"]["backend"] == "spectral"
+    assert np.isfinite(run["diagnostics"]["energy"]).all() and run["diagnostics"]["spectrum"].shape == (3, 9)

@@ -1,9 +1,11 @@
 """Cost of one RK4 step of the n-token system: the package's backends against plain references.
 
-    .venv/bin/python benchmarks/bench_particles.py [--max-n 32000] [--max-matrix-n 8000]
+    .venv/bin/python benchmarks/bench_particles.py [--max-n 1000000] [--max-direct-n 32000] [--max-matrix-n 8000]
         [--max-double-n 500] [--beta 9] [--model SA] [--d 3] [--matrices identity|random]
 
-Velocity fields, all for general Q, K, V and the same RK4 step:
+Velocity fields, the same RK4 step:
+- spectral:    `spherepde.tokens`, backend "spectral" (harmonic sums at the kernel's band, O(n + L² log L);
+               identity matrices and d = 2, 3 only), up to --max-n;
 - numba:       `spherepde.tokens`, backend "numba" (compiled, threads over row blocks; the
                default when numba is installed);
 - numpy:       `spherepde.tokens`, backend "numpy" (target rows in cache-sized blocks,
@@ -21,6 +23,7 @@ RK4 step over 4n² pairs.
 import argparse
 import os
 import platform
+import resource
 import time
 import tracemalloc
 
@@ -104,7 +107,8 @@ def cpu_name():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-n", type=int, default=32000)
+    parser.add_argument("--max-n", type=int, default=1_000_000)
+    parser.add_argument("--max-direct-n", type=int, default=32000, help="largest n for the O(n²) package backends")
     parser.add_argument("--max-matrix-n", type=int, default=8000, help="largest n for the n×n matrix")
     parser.add_argument("--max-double-n", type=int, default=500, help="largest n for the double loop")
     parser.add_argument("--beta", type=float, default=9.0)
@@ -118,6 +122,9 @@ def main():
     else:  # entries N(0, 1/d): ⟨Qx, Ky⟩ = O(1)
         Q, K, V = np.random.default_rng(0).standard_normal((3, d, d)) / np.sqrt(d)
     fields = {}
+    if args.matrices == "identity" and d in (2, 3):
+        spectral = attention_field(beta, args.model, d, Q, K, V, backend="spectral")
+        fields["spectral"] = lambda y: spectral(_normalize(y))
     if numba_available():
         compiled = attention_field(beta, args.model, d, Q, K, V, backend="numba")
         fields["numba"] = lambda y: compiled(_normalize(y))
@@ -126,7 +133,7 @@ def main():
     fields["row loop"] = lambda y: velocity_row_loop(y, beta, Q, K, V, normalized)
     fields["matrix"] = lambda y: velocity_matrix(y, beta, Q, K, V, normalized)
     fields["double loop"] = lambda y: velocity_double_loop(y, beta, Q, K, V, normalized)
-    base = next(iter(fields))  # the default backend: numba if installed
+    base = "numba" if numba_available() else "numpy"  # the fastest direct backend
     print(f"# {cpu_name()}, {os.cpu_count()} cores, numpy {np.__version__}, "
           f"load average {os.getloadavg()[0]:.2f}, numba {'yes' if numba_available() else 'not installed'}")
     print(f"# {args.model}, beta = {beta}, d = {d}, {args.matrices} Q, K, V: seconds per RK4 step "
@@ -139,20 +146,31 @@ def main():
     while n <= args.max_n:
         x = initial_tokens("uniform", n, d, seed=0)
         h = 1e-3
-        limits = {"double loop": args.max_double_n, "matrix": args.max_matrix_n}
+        limits = {"double loop": args.max_double_n, "matrix": args.max_matrix_n, "numba": args.max_direct_n,
+                  "numpy": args.max_direct_n, "row loop": args.max_direct_n}
         timed = {name: f for name, f in fields.items() if n <= limits.get(name, n)}
-        times = best_seconds({name: (lambda f=f: rk4_step(f, x, h)) for name, f in timed.items()})
-        reference = fields[base](x)
-        diff = max(np.abs(f(x) - reference).max() for name, f in timed.items() if name != base)
+        times = best_seconds({name: (lambda f=f: rk4_step(f, x, h)) for name, f in timed.items()},
+                             repeats=3 if n <= args.max_direct_n else 1)
+        if base in times:
+            last_direct = (n, times[base], times["numpy"])
+            reference = fields[base](x)
+            diff = max((np.abs(f(x) - reference).max() for name, f in timed.items() if name != base), default=0.0)
+        else:  # beyond --max-direct-n: the direct backends' n² extrapolation, marked with *
+            diff = np.nan
+        n0, base_time, numpy_time = last_direct
+        base_time, numpy_time = (base_time * (n / n0) ** 2, numpy_time * (n / n0) ** 2)
+        mark = "" if base in times else "*"
         memory = {name: peak_megabytes(lambda f=fields[name]: f(x)) if name in timed else np.nan
                   for name in ("numpy", "matrix")}
         cells = [f"{times[name]:>13.4f}" if name in times else f"{'—':>13}" for name in names]
-        ratios = [f"{times[name] / times[base]:>18.2f}" if name in times else f"{'—':>18}"
+        ratios = [f"{times[name] / base_time:>17.3g}{mark}" if name in times else f"{'—':>18}"
                   for name in names if name != base]
-        print(f"{n:>6} " + " ".join(cells) + " " + " ".join(ratios)
-              + f" {times[base] / (4 * n * n) * 1e9:>16.2f} {times['numpy'] / (4 * n * n) * 1e9:>13.2f}"
+        print(f"{n:>7} " + " ".join(cells) + " " + " ".join(ratios)
+              + f" {base_time / (4 * n * n) * 1e9:>15.2f}{mark} {numpy_time / (4 * n * n) * 1e9:>13.2f}"
               + f" {memory['numpy']:>8.1f} {memory['matrix']:>9.1f} {diff:>10.1e}", flush=True)
         n *= 2
+    print(f"# * extrapolated like n² from n = {last_direct[0]} (the direct backends are not run beyond --max-direct-n)")
+    print(f"# peak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MB")
     print(f"# load average at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -26,6 +26,17 @@ from .manifolds import Manifold
 from .model import AttentionModel
 
 
+#: Funk–Hecke multipliers below this fraction of the largest are dropped when the kernel's band is chosen:
+#: their terms are round-off beside the leading one.
+BAND_TOL = 1e-16
+
+
+def _band(multiplier: np.ndarray) -> int:
+    """The largest degree whose multiplier is at least BAND_TOL of the largest."""
+    big = np.abs(multiplier) >= BAND_TOL * np.max(np.abs(multiplier))
+    return int(np.flatnonzero(big)[-1]) if np.any(big) else 0
+
+
 class FunkHeckeVelocity:
     """X[ρ] for B = bI by Funk–Hecke multipliers at β' = βb.
 
@@ -35,24 +46,37 @@ class FunkHeckeVelocity:
 
     In the tangent frame (e_a) at x: (P_x V m̃)_a = ⟨e_a, V e_b⟩ ∂_b(G̃∗ρ) + ⟨e_a, V x⟩ (Q̃∗ρ).
     For V = vI this is v ∇(G̃∗ρ) and the normal part Q̃∗ρ is not needed. Exact for band-limited ρ.
+
+    G̃∗ρ, K̃∗ρ and Q̃∗ρ have no degree above the kernel's band L (multipliers below BAND_TOL of the
+    largest are dropped: round-off beside the leading term). Where the manifold has a cheaper transform
+    truncated at L on the same grid (:meth:`~spherepde.manifolds.Manifold.truncated`: the sphere), they are
+    synthesized with it, and the full-size work per evaluation is the synthesis of ρ alone.
     """
 
     def __init__(self, manifold: Manifold, model: AttentionModel):
         self.manifold = manifold
         self.normalized = model.normalized
         self.kernel_log_scale = model.kernel_log_scale  # K̃∗ρ = K∗ρ / ĥ_0
-        degrees = manifold.degrees
         k, g, self.prefactor = model.multipliers(manifold.lmax)
         k, g = flush_negligible(k), flush_negligible(g)
         self.kernel_by_degree, self.potential_by_degree = k, g
-        self.kernel = k[degrees]
         v = model.value_scale
+        q = None if v is not None else flush_negligible(model.normal_multipliers(manifold.lmax))
+        band = max(_band(m) for m in (k, g, q) if m is not None)
+        self.band = manifold.truncated(band)
+        if self.band is not None:  # every multiplier on the truncated layout, coefficients selected from c
+            self.select = manifold.coefficient_indices(self.band)
+            degrees = self.band.degrees
+        else:
+            self.select = None
+            degrees = manifold.degrees
+        self.kernel = k[degrees]
         if v is not None:
             self.potential = v * g[degrees]
             self.mixing = None
             return
         self.potential = g[degrees]
-        self.normal = flush_negligible(model.normal_multipliers(manifold.lmax))[degrees]
+        self.normal = q[degrees]
         frame = manifold.tangent_frame
         Vx = manifold.points() @ model.V.T
         # (⟨e_a, V e_b⟩, ⟨e_a, V x⟩) on the grid
@@ -63,15 +87,21 @@ class FunkHeckeVelocity:
 
         ρ and X are the manifold's work buffers: valid until the next evaluation."""
         M = self.manifold
-        rho, grad = M.scalar_and_gradient(c, c * self.potential)
+        if self.band is None:
+            low, kernel_space = c, M
+            rho, grad = M.scalar_and_gradient(c, c * self.potential)
+        else:  # ρ at full size, the kernel's fields at its band
+            low, kernel_space = c[self.select], self.band
+            rho = M.synthesis(c)
+            grad = self.band.gradient(low * self.potential)
         if self.mixing is not None:
             A, s = self.mixing
-            normal = M.synthesis(c * self.normal)
+            normal = kernel_space.synthesis(low * self.normal)
             grad = tuple(sum(A[a, b] * grad[b] for b in range(len(grad))) + s[a] * normal for a in range(len(grad)))
         if not self.normalized:
             scale, kr = self.prefactor, None
         else:
-            kr = M.synthesis(c * self.kernel)
+            kr = kernel_space.synthesis(low * self.kernel)
             if np.min(kr[M.significant]) <= 0:  # NaN passes on: the stepper rejects or reports it
                 raise NumericalFailure(
                     "K*rho is no longer positive on the grid: the density has lost resolution "

@@ -522,5 +522,12 @@ def read_density(path, index: int) -> np.ndarray:
 
 
 def read_points(path, index: int) -> np.ndarray:
-    """The saved tokens (n, d) of snapshot number ``index`` of a token run (negative counts from the last one)."""
+    """The saved tokens (n, d) of snapshot number ``index`` of a token run (negative counts from the last one);
+    for a run saved without its tokens (``save_points = false``) index -1 gives the checkpointed state, the
+    tokens at the last saved time."""
+    if index == -1:
+        with _open(path) as h5, _damaged(path):
+            if "points" not in _fields(h5) and "checkpoint" in h5 and "points" in h5["checkpoint"]:
+                cp = h5["checkpoint"]
+                return cp["points"][int(cp["current"][()])]
     return read_field(path, "points", index)

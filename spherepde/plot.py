@@ -403,20 +403,30 @@ def animation(path, out: Path, max_frames: int = 60, fps: int = 8) -> list[Path]
     return list(writers)
 
 
+#: Token figures draw at most this many tokens (every k-th, the same ones in every panel).
+DRAWN_TOKENS = 20000
+
+
+def _drawn(n: int) -> slice:
+    return slice(None, None, max(1, -(-n // DRAWN_TOKENS)))
+
+
 def token_sphere(path, out: Path, count: int = 3) -> Path:
     """Tokens on S² at ``count`` times, orthographic views of the hemisphere centred on the final
     mean direction x̄/|x̄| (top row) and of the opposite one (bottom row). Each token keeps the
-    colour of its initial height ⟨x_i(0), view⟩, so that one can follow where tokens go."""
+    colour of its initial height ⟨x_i(0), view⟩, so that one can follow where tokens go. Beyond
+    DRAWN_TOKENS tokens every k-th is drawn (the title says how many)."""
     run = io.read_run(path)
     t = run["t"]
     start, final = io.read_points(path, 0), io.read_points(path, -1)
+    drawn = _drawn(len(start))
     mean = final.mean(axis=0)
     view = mean / np.linalg.norm(mean) if np.linalg.norm(mean) > 1e-8 else np.array([0.0, 0.0, 1.0])
-    height = start @ view
-    size = float(np.clip(4000 / len(start), 1, 20))
+    height = start[drawn] @ view
+    size = float(np.clip(4000 / len(height), 1, 20))
     fig, axes, indices, bases = _hemisphere_panels(t, view, count)
     for k, i in enumerate(indices):
-        points = io.read_points(path, i)
+        points = io.read_points(path, i)[drawn]
         for row, basis in enumerate(bases):
             x, y, depth = _orthographic(points, basis)
             ax = axes[row, k]
@@ -427,7 +437,8 @@ def token_sphere(path, out: Path, count: int = 3) -> Path:
             ax.set_xlim(-1.05, 1.05)
             ax.set_ylim(-1.05, 1.05)
     fig.colorbar(dots, ax=axes, orientation="horizontal", shrink=0.6, label="initial height ⟨x_i(0), view⟩")
-    fig.suptitle(f"tokens, {_token_title(run, len(start))}\ntop: centred on the final mean direction; "
+    shown = "" if len(height) == len(start) else f" ({len(height)} of them drawn)"
+    fig.suptitle(f"tokens, {_token_title(run, len(start))}{shown}\ntop: centred on the final mean direction; "
                  "bottom: the opposite side; grid lines every 30°", fontsize=10)
     return _save(fig, out / "tokens.png", tight=False)
 
@@ -442,7 +453,8 @@ def token_angles(path, out: Path) -> Path:
 
     run = io.read_run(path)
     t = run["t"]
-    points = np.stack([io.read_points(path, i) for i in range(len(t))])
+    drawn = _drawn(len(io.read_points(path, 0)))
+    points = np.stack([io.read_points(path, i)[drawn] for i in range(len(t))])
     angles = np.unwrap(np.mod(np.arctan2(points[..., 1], points[..., 0]), 2 * np.pi), axis=0)  # (n_t, n)
     fig, ax = _subplots(1, 1, (7.5, 4.5), "constrained")
     # the shifts k with angles − 2πk meeting [0, 2π]
@@ -482,7 +494,7 @@ def token_diagnostics(path, out: Path) -> Path:
     for ax in axes:
         ax.set_xlabel("t (depth)")
         ax.grid(alpha=0.3)
-    fig.suptitle(_token_title(run, io.read_points(path, 0).shape[0]))
+    fig.suptitle(_token_title(run, io.read_points(path, -1).shape[0]))
     return _save(fig, out / "token_diagnostics.png", tight=False)
 
 
@@ -498,9 +510,9 @@ def plot_run(path, out) -> list[Path]:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"output directory {str(out)!r} cannot be created: {exc.strerror}") from None
-    if "points" in run["fields"] and "density" not in run["fields"]:
+    if run["manifold"] == "particles":
         d = loads(run["config_text"]).particles.d
-        pictures = [token_angles] if d == 2 else [token_sphere] if d == 3 else []
+        pictures = [] if "points" not in run["fields"] else [token_angles] if d == 2 else [token_sphere] if d == 3 else []
         return [draw(path, out) for draw in (*pictures, token_diagnostics)]
     maps = [density_maps, density_orthographic] if "phi" in run["grid"] else [line_density]
     figures = [draw(path, out) for draw in (*maps, energy_per_degree, diagnostics, clusters, life)]

@@ -176,3 +176,26 @@ def test_kernel_multipliers_never_make_subnormal_products(model, beta, lmax):
     assert np.all(np.abs(exact[flushed == 0]) <= 1e-150 * np.abs(exact).max())
     # the kept ones are ĥ_l/ĥ_0 to the 1e-12 accuracy of the Bessel ratios (computed as e^{log ĥ_l - log ĥ_0})
     np.testing.assert_allclose(flushed[flushed != 0], exact[flushed != 0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name,beta,V", [("SA", 9.0, None), ("USA", 9.0, None), ("SA", 25.0, None),
+                                         ("USA", 4.0, [[1.0, 0.5, 0.0], [0.0, 2.0, 0.0], [0.3, 0.0, 1.0]])])
+def test_kernel_fields_at_their_band_change_nothing_but_round_off(name, beta, V, monkeypatch):
+    """On S² at lmax 96 the kernel's fields (∇(G∗ρ), K∗ρ, Q∗ρ) are synthesized by a transform truncated at the
+    kernel's band (28 at β = 9, 48 at β = 25) on the same grid; the right-hand side equals the one with
+    full-size transforms to 1e-13 of its largest coefficient (dropped multipliers are below 1e-16 of the
+    largest; the transforms agree to rounding)."""
+    M = Sphere(96)
+    model = AttentionModel(name, beta, 3, V=V)
+    rng = np.random.default_rng(3)
+    a = 0.2 * rng.standard_normal(M.real_size) / np.sqrt(M.real_size)
+    a[0] = 1.0
+    a[M.real_degrees > 20] = 0.0
+    c = M.from_real_coefficients(a)
+    banded = ContinuityEquation(M, model)
+    assert banded.attention.band is not None and banded.attention.band.lmax < 60
+    monkeypatch.setattr(Sphere, "truncated", lambda self, degree: None)
+    full = ContinuityEquation(Sphere(96), model)
+    assert full.attention.band is None
+    expected = full(0.0, c)
+    np.testing.assert_allclose(banded(0.0, c), expected, rtol=0, atol=1e-13 * np.abs(expected).max())

@@ -98,3 +98,19 @@ def test_a_spectral_token_run_records_its_backend(tmp_path):
     run = solver.simulate(cfg)
     assert run["status"] == "finished" and run["attrs"]["backend"] == "spectral"
     assert np.isfinite(run["diagnostics"]["energy"]).all() and run["diagnostics"]["spectrum"].shape == (3, 9)
+
+
+def test_a_run_without_its_tokens_keeps_diagnostics_and_the_final_state(tmp_path):
+    """save_points = false: no /points per snapshot, the same diagnostics as a run that saves them, the final
+    tokens from the checkpoint, and figures of the diagnostics only."""
+    from spherepde import io, plot
+
+    raw = {"model": {"beta": 4.0}, "particles": {"n": 300, "seed": 2}, "time": {"t_end": 1.0, "save_every": 0.25}}
+    solver.run(config.resolve_particles(raw), tmp_path / "with.h5")
+    solver.run(config.resolve_particles({**raw, "particles": {**raw["particles"], "save_points": False}}), tmp_path / "without.h5")
+    with_points, without = io.read_run(tmp_path / "with.h5"), io.read_run(tmp_path / "without.h5")
+    assert "points" in with_points["fields"] and "points" not in without["fields"]
+    for name, values in with_points["diagnostics"].items():
+        np.testing.assert_array_equal(values, without["diagnostics"][name])
+    np.testing.assert_array_equal(io.read_points(tmp_path / "without.h5", -1), io.read_points(tmp_path / "with.h5", -1))
+    assert [p.name for p in plot.plot_run(tmp_path / "without.h5", tmp_path / "figs")] == ["token_diagnostics.png"]

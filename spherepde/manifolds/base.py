@@ -111,6 +111,20 @@ class Manifold(ABC):
         """Grid values of f = Σ c Y and the tangent components of ∇u for u = Σ p Y (work buffers,
         overwritten by the next call)."""
 
+    def gradient(self, p: np.ndarray) -> Tangent:
+        """The tangent components of ∇u for u = Σ p Y on the grid (work buffers)."""
+        return self.scalar_and_gradient(np.zeros_like(p), p)[1]
+
+    def truncated(self, degree: int) -> "Manifold | None":
+        """The same manifold at the lower truncation ``degree`` on this very grid (same points), when its
+        transforms are cheaper than this one's (fields with no degree above it, such as a band-limited
+        kernel's K∗ρ, are then transformed at their own degree); None otherwise (the default)."""
+        return None
+
+    def coefficient_indices(self, other: "Manifold") -> np.ndarray:
+        """Where the coefficients of ``other`` (a :meth:`truncated` one) sit in this manifold's layout."""
+        raise NotImplementedError(f"the {self.kind} has no truncated transforms")
+
     @abstractmethod
     def divergence(self, v: Tangent) -> np.ndarray:
         """Coefficients of div v for the tangent field v on the grid (weak form: exact mass conservation)."""

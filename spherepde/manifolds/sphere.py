@@ -62,11 +62,14 @@ class Sphere(Manifold):
     max_lmax = 2047
     d = 3
 
-    def __init__(self, lmax: int, nthreads: int = 1):
+    def __init__(self, lmax: int, nthreads: int = 1, grid_shape: tuple[int, int] | None = None):
         self.lmax = self.check_lmax(lmax)
         self.threads = nthreads
         self._sh = sh = shtns.sht(self.lmax, norm=shtns.sht_orthonormal, nthreads=nthreads)
-        nlat, nphi = sh.set_grid(nl_order=2, flags=shtns.sht_gauss)
+        if grid_shape is None:  # the dealiased Gauss grid of the 3/2 rule
+            nlat, nphi = sh.set_grid(nl_order=2, flags=shtns.sht_gauss)
+        else:  # a given Gauss grid (a truncated transform on another sphere's grid)
+            nlat, nphi = sh.set_grid(*grid_shape, flags=shtns.sht_gauss)
         self.grid_shape = (nlat, nphi)
         self.theta = np.arccos(sh.cos_theta)
         self.phi = 2.0 * np.pi * np.arange(nphi) / nphi
@@ -124,6 +127,21 @@ class Sphere(Manifold):
         f, gt, gp = self._spat
         self._sh.SHqst_to_spat(c, p, self._zero_spec, f, gt, gp)
         return f, (gt, gp)
+
+    def gradient(self, p: np.ndarray):
+        """(∂_θ u, ∂_φ u / sin θ) on the grid for u = Σ p Y, one spheroidal synthesis (work buffers)."""
+        _, gt, gp = self._spat
+        self._sh.SHsph_to_spat(np.ascontiguousarray(p, dtype=complex), gt, gp)
+        return gt, gp
+
+    def truncated(self, degree: int) -> "Sphere | None":
+        """The sphere of lmax = ``degree`` on this Gauss grid: its transforms cost about (degree/lmax) of these
+        in the Legendre part (the longitudinal FFTs stay), so the kernel's band (≈ 8√β) is cheap at large lmax."""
+        return Sphere(degree, self.threads, self.grid_shape) if 2 <= degree < self.lmax else None
+
+    def coefficient_indices(self, other: "Manifold") -> np.ndarray:
+        """Positions of ``other``'s (l, m) in this layout: c[indices] are the coefficients of degree ≤ other.lmax."""
+        return np.array([self._sh.idx(int(l), int(m)) for l, m in zip(other.degrees, other.orders)])
 
     def divergence(self, v) -> np.ndarray:
         """Coefficients of div v for a tangent field v = (v_θ, v_φ) on the grid: div ∇S = -l(l+1) S."""

@@ -101,7 +101,9 @@ class TokenSimulation:
                            Q=model.Q, K=model.K, V=model.V)
 
     def fields(self, x: np.ndarray) -> dict:
-        return {"points": x}
+        """The tokens per snapshot, or nothing with ``[particles] save_points = false`` (the final state is
+        then the checkpoint's, :func:`spherepde.io.read_points` with index -1)."""
+        return {"points": x} if self.cfg.particles.save_points else {}
 
     def saved(self, x: np.ndarray) -> dict:
         return {"points": x}

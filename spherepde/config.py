@@ -261,6 +261,8 @@ class NumericsConfig:
                                      allowed="use 'lagrangian' (continue with weighted points) or 'stop' (exit 1)")
     representation: str = option("eulerian", kind="lower", check=lambda v: v in ("eulerian", "lagrangian"),
                                  allowed="use 'eulerian' (spectral density) or 'lagrangian' (weighted points from t = 0)")
+    oversampling: float = option(2.0, kind="float", check=lambda v: 1.0 <= v <= 8.0,
+                                 allowed="use a factor from 1 (the exact minimum) to 8")
     merge_distance: float = option(1e-10, kind="float",
                                    check=lambda v: MERGE_DISTANCE_RANGE[0] <= v < MERGE_DISTANCE_RANGE[1],
                                    allowed=f"use a distance in radians from {MERGE_DISTANCE_RANGE[0]:g} to below "

@@ -64,17 +64,17 @@ class FunkHeckeVelocity:
         q = None if v is not None else flush_negligible(model.normal_multipliers(manifold.lmax))
         band = max(_band(m) for m in (k, g, q) if m is not None)
         self.band = manifold.truncated(band)
+        self.select: np.ndarray | None = None
+        degrees = manifold.degrees
         if self.band is not None:  # every multiplier on the truncated layout, coefficients selected from c
             self.select = manifold.coefficient_indices(self.band)
             degrees = self.band.degrees
-        else:
-            self.select = None
-            degrees = manifold.degrees
         self.kernel = k[degrees]
         if v is not None:
             self.potential = v * g[degrees]
             self.mixing = None
             return
+        assert q is not None  # V is not a multiple of the identity
         self.potential = g[degrees]
         self.normal = q[degrees]
         frame = manifold.tangent_frame

@@ -15,6 +15,7 @@ continues a run past the resolution of any spectral grid (docs/numerics.md, "Pas
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -67,10 +68,12 @@ class Points:
         return cls(positions[first].copy(), weights[first].copy(), owner, merged_w2, clipped)
 
 
-def switch_degree(manifold: Manifold, model: AttentionModel) -> int:
-    """The degree lmax + L + 1 to which the quadrature of the switch must be exact: ρ(y) e^{β⟨x,By⟩} y has that
-    degree in y up to the kernel's negligible tail, so the points' velocity is X[ρ]."""
-    return manifold.lmax + kernel_degree(model) + 1
+def switch_degree(manifold: Manifold, model: AttentionModel, oversampling: float = 1.0) -> int:
+    """The degree of the switch's quadrature: ``oversampling`` × (lmax + L + 1). The rule must be exact to
+    lmax + L + 1 (ρ(y) e^{β⟨x,By⟩} y has that degree in y up to the kernel's negligible tail), so that the
+    points' velocity is X[ρ] at the switch; later the points carry the push-forward of ρ, whose moments
+    the rule integrates only approximately, and more nodes keep that error small (docs/numerics.md)."""
+    return math.ceil(oversampling * (manifold.lmax + kernel_degree(model) + 1))
 
 
 def point_velocity(model: AttentionModel, manifold: Manifold, threads: int = 1):

@@ -306,6 +306,22 @@ def clusters(path, out: Path) -> Path:
     return _save(fig, out / "clusters.png", tight=False)
 
 
+def mark_acts(axes, t: np.ndarray, acts) -> None:
+    """Log-time axes with the acts of :func:`spherepde.life.read` marked: the linear phase (green), the
+    metastable plateaus (blue), the merges (red dashes) and the switch to weighted points (black)."""
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.grid(alpha=0.3, which="both")
+        if acts.onset is not None:
+            ax.axvspan(t[t > 0][0], acts.onset, color="C2", alpha=0.08)
+        for plateau in acts.plateaus:
+            ax.axvspan(plateau.start, min(plateau.end, t[-1]), color="C0", alpha=0.06)
+        for merge in acts.merges:
+            ax.axvline(merge.t, color="C3", lw=0.8, ls="--")
+        if acts.switch is not None:
+            ax.axvline(acts.switch, color="k", lw=1)
+
+
 def life(path, out: Path) -> Path:
     """The whole life of a run against log time: the energy (its staircase of merges), the cluster count and, after
     the switch to weighted points, how many points remain; the linear phase (before the first cluster), the
@@ -331,17 +347,7 @@ def life(path, out: Path) -> Path:
         active = diag["points_active"] > 0
         twin.semilogy(t[active], diag["points_active"][active], "k:", lw=1)
         twin.set_ylabel("weighted points", color="0.3")
-    for ax in (top, bottom):
-        ax.set_xscale("log")
-        ax.grid(alpha=0.3, which="both")
-        if acts.onset is not None:
-            ax.axvspan(t[positive][0], acts.onset, color="C2", alpha=0.08)
-        for plateau in acts.plateaus:
-            ax.axvspan(plateau.start, min(plateau.end, t[-1]), color="C0", alpha=0.06)
-        for merge in acts.merges:
-            ax.axvline(merge.t, color="C3", lw=0.8, ls="--")
-        if acts.switch is not None:
-            ax.axvline(acts.switch, color="k", lw=1)
+    mark_acts((top, bottom), t, acts)
     bottom.set_xlabel("t (depth, log scale)")
     top.set_title(f"the whole life — {_title(run)}\ngreen: linear phase; blue: metastable plateaus; red dashes: "
                   "merges; black line: switch to weighted points", fontsize=9)

@@ -83,7 +83,7 @@ class Simulation:
             if isinstance(cfg.initial, PointMeasure):  # the file's rows are the initial points themselves
                 self.nodes, self.initial_weights = point_measure(cfg.initial, M.d)
             else:
-                self.nodes = M.quadrature(lagrangian.switch_degree(M, self.model))[0]
+                self.nodes = M.quadrature(lagrangian.switch_degree(M, self.model, numerics.oversampling))[0]
             self.velocity = lagrangian.point_velocity(self.model, M, numerics.threads)
             self.few_velocity = lagrangian.few_point_velocity(self.model, M)
             if isinstance(self.velocity, DirectVelocity) and len(self.nodes) ** 2 > MAX_DIRECT_PAIRS:
@@ -113,7 +113,8 @@ class Simulation:
 
     def _points(self, c: np.ndarray) -> lagrangian.Points:
         self.lagrangian = True
-        return lagrangian.from_density(self.manifold, c, lagrangian.switch_degree(self.manifold, self.model))[0]
+        degree = lagrangian.switch_degree(self.manifold, self.model, self.cfg.numerics.oversampling)
+        return lagrangian.from_density(self.manifold, c, degree)[0]
 
     def start(self, first: dict):
         """Watch the resolution from now on, relative to the diagnostics ``first`` at t = 0."""

@@ -137,10 +137,13 @@ class Sphere(Manifold):
     def truncated(self, degree: int) -> "Sphere | None":
         """The sphere of lmax = ``degree`` on this Gauss grid: its transforms cost about (degree/lmax) of these
         in the Legendre part (the longitudinal FFTs stay), so the kernel's band (≈ 8√β) is cheap at large lmax."""
-        return Sphere(degree, self.threads, self.grid_shape) if 2 <= degree < self.lmax else None
+        nlat, nphi = self.grid_shape
+        return Sphere(degree, self.threads, (nlat, nphi)) if 2 <= degree < self.lmax else None
 
     def coefficient_indices(self, other: "Manifold") -> np.ndarray:
         """Positions of ``other``'s (l, m) in this layout: c[indices] are the coefficients of degree ≤ other.lmax."""
+        if not isinstance(other, Sphere):
+            raise TypeError(f"the coefficients of a {other.kind} have no place on the sphere")
         return np.array([self._sh.idx(int(l), int(m)) for l, m in zip(other.degrees, other.orders)])
 
     def divergence(self, v) -> np.ndarray:
@@ -221,9 +224,11 @@ class Sphere(Manifold):
         return _SpherePoints(self, x)
 
     def quadrature(self, degree: int) -> tuple[np.ndarray, np.ndarray]:
-        """Gauss–Legendre in cos θ (⌈(degree+1)/2⌉ latitudes) × degree+1 equispaced longitudes."""
+        """Gauss–Legendre in cos θ (⌈(degree+1)/2⌉ latitudes) × degree+1 equispaced longitudes, rounded up to an
+        even count so that the nodes are symmetric under x → −x (an odd count would seed odd degrees into
+        antipodally symmetric data at round-off level)."""
         z, w = np.polynomial.legendre.leggauss((degree + 2) // 2)
-        nphi = degree + 1
+        nphi = degree + 1 + (degree + 1) % 2
         phi = 2.0 * np.pi * np.arange(nphi) / nphi
         s = np.sqrt(1.0 - z * z)
         points = np.stack(np.broadcast_arrays(np.outer(s, np.cos(phi)), np.outer(s, np.sin(phi)), z[:, None]), axis=-1)

@@ -53,6 +53,7 @@ class TokenField:
             block = as_integer(block, "block", 1, "the rows per block")
         self.model = model
         self.backend = resolve_backend(model, backend, n)
+        self._velocity: SpectralVelocity | DirectVelocity
         if self.backend == "spectral":
             self._velocity = SpectralVelocity(model, for_points(model.d, spectral_degree(model)))
         else:

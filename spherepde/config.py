@@ -553,8 +553,9 @@ def resolve_particles(config: dict) -> TokenConfig:
     if model.beta == math.inf:
         _fail("model.beta", model.beta, "use a finite real number (tokens have no zero-temperature model)")
     attention = model.attention(tokens.d, mean_field=False)
-    if tokens.backend == "spectral" and spectral_gap(attention):
-        _fail("particles.backend", tokens.backend, f"harmonic sums do not apply ({spectral_gap(attention)}): use 'numpy', "
+    gap = spectral_gap(attention) if tokens.backend == "spectral" else ""
+    if gap:
+        _fail("particles.backend", tokens.backend, f"harmonic sums do not apply ({gap}): use 'numpy', "
               "'numba' or 'auto'")
     time = _section(TimeConfig, "time", config.get("time"))
     time.check()

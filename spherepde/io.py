@@ -61,11 +61,16 @@ def check_writable(path: str | Path):
         raise InputError(f"output path {str(path)!r} cannot be written: {exc.strerror}") from None
 
 
+def _is_run(h5: h5py.File) -> bool:
+    """Whether an open HDF5 file is a spherepde run file (it has /t and the config attribute)."""
+    return "t" in h5 and "config" in h5.attrs
+
+
 def run_status(path: str | Path) -> str | None:
     """The ``/status`` of the spherepde run file at ``path``; None if it is not one (or unreadable)."""
     try:
         with h5py.File(path, "r", locking=False) as h5:
-            if "t" not in h5 or "config" not in h5.attrs:
+            if not _is_run(h5):
                 return None
             return h5["status"][()].decode(errors="replace") if "status" in h5 else "unknown"
     except (OSError, KeyError, ValueError):
@@ -481,7 +486,7 @@ def _saved(h5) -> int:
 def read_run(path) -> dict:
     """Everything of a run file but the densities, cut to the saved snapshots."""
     with _open(path) as h5, _damaged(path):
-        if "t" not in h5 or "config" not in h5.attrs:
+        if not _is_run(h5):
             raise InputError(f"{str(path)!r} is not a spherepde run file (no /t or no config)")
         n = _saved(h5)
         text = h5.attrs["config"]

@@ -308,10 +308,11 @@ class PairwiseVelocity:
         vx = x @ model.V.T
         c = x @ vx.T  # ⟨x_i, V x_j⟩
         diagonal = np.arange(len(x))
+        self_terms_vanish = scalar_multiple(model.V) is not None  # P_{x_i} v x_i = 0
         u = np.empty_like(x)
         for k in range(x.shape[1]):  # one coordinate at a time: n² work, no (n, n, d) array
             term = vx[None, :, k] - c * x[:, k, None]  # the k-th coordinate of P_{x_i} V x_j
-            if scalar_multiple(model.V) is not None:
+            if self_terms_vanish:
                 term[diagonal, diagonal] = 0.0
             u[:, k] = np.einsum("ij,ij->i", e, term)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -362,8 +363,9 @@ def spectral_accuracy_gap(model: AttentionModel) -> str:
 
 def spectral_gap(model: AttentionModel) -> str:
     """'' when :class:`SpectralVelocity` serves points of S^{d-1} under ``model``, otherwise why not (one clause)."""
-    if spectral_accuracy_gap(model):
-        return spectral_accuracy_gap(model)
+    gap = spectral_accuracy_gap(model)
+    if gap:
+        return gap
     if model.d not in (2, 3):
         return f"d = {model.d} (harmonic sums over points exist for d = 2 and 3)"
     return ""

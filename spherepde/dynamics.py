@@ -31,10 +31,38 @@ from .model import AttentionModel
 BAND_TOL = 1e-16
 
 
-def _band(multiplier: np.ndarray) -> int:
-    """The largest degree whose multiplier is at least BAND_TOL of the largest."""
-    big = np.abs(multiplier) >= BAND_TOL * np.max(np.abs(multiplier))
-    return int(np.flatnonzero(big)[-1]) if np.any(big) else 0
+def _band(*multipliers: np.ndarray | None) -> int:
+    """The largest degree at which one of the multipliers (None: absent) is at least BAND_TOL of its largest."""
+    def top(m):
+        big = np.abs(m) >= BAND_TOL * np.max(np.abs(m))
+        return int(np.flatnonzero(big)[-1]) if np.any(big) else 0
+    return max(top(m) for m in multipliers if m is not None)
+
+
+def _kernel_multipliers(model: AttentionModel, lmax: int):
+    """(k_l, g_l, q_l or None, prefactor) of :meth:`AttentionModel.multipliers` to degree lmax, negligible ones
+    flushed to zero; q_l (the normal part) only when V is not a multiple of the identity."""
+    k, g, prefactor = model.multipliers(lmax)
+    q = None if model.value_scale is not None else flush_negligible(model.normal_multipliers(lmax))
+    return flush_negligible(k), flush_negligible(g), q, prefactor
+
+
+def kernel_band(model: AttentionModel, lmax: int) -> int:
+    """The kernel's band L ≤ lmax (B = bI): the largest degree of K∗ρ, ∇(K∗ρ) and the normal part that is not
+    round-off beside the leading term (multipliers ≥ BAND_TOL of the largest)."""
+    return _band(*_kernel_multipliers(model, lmax)[:3])
+
+
+def grid_degree(model: AttentionModel, lmax: int) -> int | None:
+    """The degree the grid's quadrature must integrate exactly for the flux of a band-limited ρ (degree lmax)
+    to be analysed without aliasing, when the flux is a polynomial: USA with B = bI and V = vI, where
+    ρX = v ρ ∇(G̃∗ρ) has degree ≤ lmax + L (L the kernel's band, :func:`kernel_band`) and its analysis
+    against degree lmax needs 2·lmax + L (docs/mathematics.md, "What the kernel lets through"). None
+    otherwise: SA's ∇(K∗ρ)/(K∗ρ), the frame terms of a general V, the quadrature and zero-temperature
+    velocities are not band limited, and the grid of the 3/2 rule (exact to 3·lmax) is kept."""
+    if model.normalized or model.kernel_beta is None or model.value_scale is None:
+        return None
+    return 2 * lmax + kernel_band(model, lmax)
 
 
 class FunkHeckeVelocity:
@@ -57,13 +85,12 @@ class FunkHeckeVelocity:
         self.manifold = manifold
         self.normalized = model.normalized
         self.kernel_log_scale = model.kernel_log_scale  # K̃∗ρ = K∗ρ / ĥ_0
-        k, g, self.prefactor = model.multipliers(manifold.lmax)
-        k, g = flush_negligible(k), flush_negligible(g)
+        k, g, q, prefactor = _kernel_multipliers(model, manifold.lmax)
         self.kernel_by_degree, self.potential_by_degree = k, g
         v = model.value_scale
-        q = None if v is not None else flush_negligible(model.normal_multipliers(manifold.lmax))
-        band = max(_band(m) for m in (k, g, q) if m is not None)
-        self.band = manifold.truncated(band)
+        # the velocity's prefactor (1 for SA; ĥ_0 e^{|β'|-s} for USA) enters the multipliers of m̃, not the grid
+        g, q = prefactor * g, None if q is None else prefactor * q
+        self.band = manifold.truncated(_band(k, g, q))
         self.select: np.ndarray | None = None
         degrees = manifold.degrees
         if self.band is not None:  # every multiplier on the truncated layout, coefficients selected from c
@@ -99,15 +126,14 @@ class FunkHeckeVelocity:
             normal = kernel_space.synthesis(low * self.normal)
             grad = tuple(sum(A[a, b] * grad[b] for b in range(len(grad))) + s[a] * normal for a in range(len(grad)))
         if not self.normalized:
-            scale, kr = self.prefactor, None
-        else:
-            kr = kernel_space.synthesis(low * self.kernel)
-            if np.min(kr[M.significant]) <= 0:  # NaN passes on: the stepper rejects or reports it
-                raise NumericalFailure(
-                    "K*rho is no longer positive on the grid: the density has lost resolution "
-                    f"(min rho = {np.min(rho):.3g}); rerun with a larger lmax"
-                )
-            scale = np.reciprocal(kr)
+            return rho, grad, None
+        kr = kernel_space.synthesis(low * self.kernel)
+        if np.min(kr[M.significant_points]) <= 0:  # NaN passes on: the stepper rejects or reports it
+            raise NumericalFailure(
+                "K*rho is no longer positive on the grid: the density has lost resolution "
+                f"(min rho = {np.min(rho):.3g}); rerun with a larger lmax"
+            )
+        scale = np.reciprocal(kr)
         for g in grad:  # in place: work buffers of this evaluation, no allocation per call
             g *= scale
         return rho, grad, kr
@@ -187,6 +213,7 @@ class ContinuityEquation:
         self.model = model
         self.attention = velocity if velocity is not None else velocity_field(manifold, model)
         self._last: tuple | None = None
+        self._range: tuple[float, float] | None = None
         self._flux: tuple | None = None  # work buffers for ρX, one per tangent component
 
     def velocity(self, c: np.ndarray):
@@ -196,7 +223,7 @@ class ContinuityEquation:
 
     def __call__(self, t: float, c: np.ndarray) -> np.ndarray:
         rho, X, _ = self.attention(c)
-        self._last = (rho, X)
+        self._last, self._range = (rho, X), None
         if self._flux is None:
             self._flux = tuple(np.empty(self.manifold.grid_shape) for _ in X)
         return -self.manifold.divergence(tuple(np.multiply(rho, v, out=f) for v, f in zip(X, self._flux)))
@@ -205,8 +232,10 @@ class ContinuityEquation:
         """(min ρ, max ρ) on the grid at the last evaluation."""
         if self._last is None:
             raise RuntimeError("no evaluation yet")
-        rho = self._last[0][self.manifold.significant]
-        return float(np.min(rho)), float(np.max(rho))
+        if self._range is None:  # once per evaluation, however often it is asked
+            rho = self._last[0][self.manifold.significant_points]
+            self._range = float(np.min(rho)), float(np.max(rho))
+        return self._range
 
     def max_step(self) -> float:
         """Advective step limit 1/(lmax · max|X|) at the last evaluation (∞ at rest or before any)."""

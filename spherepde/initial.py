@@ -99,8 +99,9 @@ def saved_snapshot(path, time: float | None, section: str) -> tuple[dict, int]:
 
 
 def snapshot_manifold(run: dict) -> Manifold:
-    """The manifold of a PDE run file's configuration (a :func:`spherepde.io.read_run` mapping)."""
-    return manifold_from_config(loads(run["config_text"]).domain)
+    """The manifold of a PDE run file's configuration (a :func:`spherepde.io.read_run` mapping), on the grid its
+    densities were saved on."""
+    return manifold_from_config(loads(run["config_text"]).domain).on_grid(run["grid"])
 
 
 def _from_file(ini: FromFile, manifold: Manifold) -> np.ndarray:

@@ -499,7 +499,7 @@ def read_run(path) -> dict:
             "t": h5["t"][:n],
             "config": config,
             "config_text": text,
-            "grid": {k: v[...] for k, v in h5["grid"].items()} if "grid" in h5 else {},
+            "grid": _grid(h5),
             "diagnostics": {k: v[:n] for k, v in h5["diagnostics"].items()} if "diagnostics" in h5 else {},
             "status": h5["status"][()].decode() if "status" in h5 else "",
             "message": h5["message"][()].decode() if "message" in h5 else "",
@@ -508,6 +508,18 @@ def read_run(path) -> dict:
             "attrs": {key: value for key, value in h5.attrs.items() if key != "config"},
             "fields": _fields(h5),
         }
+
+
+def _grid(h5) -> dict:
+    return {k: v[...] for k, v in h5["grid"].items()} if "grid" in h5 else {}
+
+
+def read_grid(path) -> dict:
+    """The ``/grid`` of a run file (coordinate name → values, and the weights)."""
+    with _open(path) as h5, _damaged(path):
+        if not _is_run(h5):
+            raise InputError(f"{str(path)!r} is not a spherepde run file (no /t or no config)")
+        return _grid(h5)
 
 
 def read_field(path, name: str, index: int) -> np.ndarray:

@@ -28,12 +28,12 @@ from . import config as config_mod
 from . import lagrangian
 from .config import PointMeasure, RunConfig, TokenConfig
 from .diagnostics import cluster_count, energies, find_clusters, snapshot, tail_energy
-from .dynamics import ContinuityEquation
+from .dynamics import ContinuityEquation, grid_degree
 from .errors import InputError, NumericalFailure, StorageFailure
 from .harmonics import funk_hecke, kernel_bandwidth, log_funk_hecke
 from .initial import initial_coefficients, point_measure
 from .integrate import CFL, SCHEMES, DeviationNorm, PointwiseNorm, Stepper, normalize_rows
-from .io import MemoryRun, RunFile, RunLock, check_output, check_writable
+from .io import MemoryRun, RunFile, RunLock, check_output, check_writable, read_grid
 from .kernels import DirectVelocity, SpectralVelocity
 from .manifolds import Manifold, manifold_from_config
 from .tokens.run import TokenSimulation
@@ -63,12 +63,17 @@ class Simulation:
     "lagrangian"``), the weighted points of :mod:`spherepde.lagrangian`.
     """
 
-    def __init__(self, cfg: RunConfig):
+    def __init__(self, cfg: RunConfig, grid: dict | None = None):
         self.cfg = cfg
         numerics, tcfg = cfg.numerics, cfg.time
-        self.manifold = M = manifold_from_config(cfg.domain, numerics.threads)
-        self.kind = M.kind
         self.model = cfg.attention()
+        M = manifold_from_config(cfg.domain, numerics.threads)
+        if grid is not None:  # a resumed run keeps the grid its file was written on
+            M = M.on_grid(grid)
+        elif (degree := grid_degree(self.model, M.lmax)) is not None:  # the smallest exact grid (USA)
+            M = M.exact_to(degree)
+        self.manifold = M
+        self.kind = M.kind
         self.equation = ContinuityEquation(M, self.model)
         self.modes = getattr(cfg.initial, "modes", None)
         self.times = tcfg.save_times()
@@ -313,9 +318,10 @@ class _Progress:
             self.bar.close()
 
 
-def simulation(cfg: RunConfig | TokenConfig):
-    """The simulation a resolved configuration describes: the PDE or the token system."""
-    return TokenSimulation(cfg) if isinstance(cfg, TokenConfig) else Simulation(cfg)
+def simulation(cfg: RunConfig | TokenConfig, grid: dict | None = None):
+    """The simulation a resolved configuration describes: the PDE (on ``grid``, a run file's ``/grid``, when
+    given) or the token system."""
+    return TokenSimulation(cfg) if isinstance(cfg, TokenConfig) else Simulation(cfg, grid)
 
 
 def run(cfg: RunConfig | TokenConfig, out: str | Path, resume: bool = False, progress: bool | None = False,
@@ -332,11 +338,11 @@ def run(cfg: RunConfig | TokenConfig, out: str | Path, resume: bool = False, pro
     NumericalFailure (after saving) when the solution cannot be continued faithfully, StorageFailure
     when the file cannot be written on.
     """
-    sim = simulation(cfg)
     text = config_mod.dumps(cfg)
     check_writable(out)
     with RunLock(out):
         check_output(out, reads=[*reads, *_inputs(cfg)], resume=resume, overwrite=overwrite)
+        sim = simulation(cfg, read_grid(out) if resume and isinstance(cfg, RunConfig) else None)
         sink = RunFile.reopen(out, text, len(sim.times)) if resume else RunFile(out)
         return _record(sim, text, sink, resume, progress)
 

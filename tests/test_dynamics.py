@@ -199,3 +199,66 @@ def test_kernel_fields_at_their_band_change_nothing_but_round_off(name, beta, V,
     assert full.attention.band is None
     expected = full(0.0, c)
     np.testing.assert_allclose(banded(0.0, c), expected, rtol=0, atol=1e-13 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("lmax,beta,v", [(48, 9.0, 1.0), (96, 9.0, 1.0), (64, 25.0, 0.5), (64, 1.0, 2.0), (64, -4.0, 1.0)])
+def test_usa_on_the_smallest_exact_grid_changes_nothing_but_round_off(lmax, beta, v):
+    """USA with B = bI, V = vI: ρX has degree ≤ lmax + L, so the Gauss grid exact to 2·lmax + L (spherepde.dynamics.
+    grid_degree) gives the right-hand side of the 3/2 grid (exact to 3·lmax) to 1e-12 of its largest coefficient,
+    for a density with energy in every degree up to lmax (the worst case for aliasing). The same comparison
+    on the grid exact to 2·lmax only (the kernel's band forgotten) fails by orders of magnitude: the test
+    sees aliasing."""
+    from spherepde.dynamics import grid_degree
+
+    model = AttentionModel("USA", beta, 3, V=v * np.eye(3))
+    M = Sphere(lmax)
+    rng = np.random.default_rng(lmax)
+    a = rng.standard_normal(M.real_size) / np.sqrt(M.real_size)
+    a[0] = 1.0
+    c = M.from_real_coefficients(a)
+    degree = grid_degree(model, lmax)
+    exact = M.exact_to(degree)
+    assert exact.grid_shape[0] * exact.grid_shape[1] < M.grid_shape[0] * M.grid_shape[1]
+    expected = ContinuityEquation(M, model)(0.0, c)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(ContinuityEquation(exact, model)(0.0, c), expected, rtol=0, atol=1e-12 * scale)
+    short = Sphere(lmax, 1, (lmax + 1 + (lmax + 1) % 2, 2 * lmax + 2))
+    assert np.abs(ContinuityEquation(short, model)(0.0, c) - expected).max() > 1e-9 * scale
+
+
+def test_only_usa_with_a_band_limited_flux_leaves_the_three_halves_grid():
+    """grid_degree: 2·lmax + L for USA with B = bI and V = vI (L the kernel's band at 1e-16 of the largest
+    multiplier: 27 at β = 9, lmax 255, cf. theory's ≈ 8√β), None (the 3/2 grid) for SA, a general B or V,
+    and zero temperature."""
+    from spherepde.dynamics import grid_degree, kernel_band
+
+    assert kernel_band(AttentionModel("USA", 9.0), 255) in range(24, 32)
+    assert grid_degree(AttentionModel("USA", 9.0), 255) == 510 + kernel_band(AttentionModel("USA", 9.0), 255)
+    assert grid_degree(AttentionModel("USA", 9.0), 255) < 3 * 255
+    for model in (AttentionModel("SA", 9.0), AttentionModel("USA", 9.0, 3, V=np.diag([1.0, 2.0, 1.0])),
+                  AttentionModel("USA", 9.0, 3, Q=np.diag([1.0, 2.0, 1.0])), AttentionModel("SA", np.inf)):
+        assert grid_degree(model, 255) is None
+
+
+def test_sa_keeps_the_three_halves_grid_that_its_quotient_needs():
+    """SA's X = ∇(K∗ρ)/(K∗ρ) is not band limited. For ρ the degree ≤ 64 part of three von Mises–Fisher clusters
+    (κ = 140: energy up to degree 64, as when clusters form; min ρ = −6e-6) the RHS on the 3/2 grid equals the
+    one on a grid exact to degree 6·lmax to 1e-12 of its largest value (measured 2e-13), while on the grid exact
+    to 2·lmax + L that is enough for USA it is off by more than 1e-10 (measured 3e-9): which is why grid_degree
+    gives None for SA. (For κ = 40, resolved to 1e-20, both grids agree to 1e-13: aliasing of the quotient
+    grows with the energy in the top degrees.)"""
+    from spherepde.dynamics import grid_degree, kernel_band
+    from spherepde.profiles import von_mises_fisher
+
+    lmax = 64
+    model = AttentionModel("SA", 9.0)
+    assert grid_degree(model, lmax) is None
+    M = Sphere(lmax)
+    fine = Sphere(lmax, 1, (3 * lmax + 2, 6 * lmax + 6))  # same lmax, same coefficient layout
+    centres = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.6, -0.8]])
+    c = fine.analysis(sum(von_mises_fisher(fine.points(), mu, 140.0) for mu in centres) / 3)
+    reference = ContinuityEquation(fine, model)(0.0, c)
+    scale = np.abs(reference).max()
+    np.testing.assert_allclose(ContinuityEquation(M, model)(0.0, c), reference, rtol=0, atol=1e-12 * scale)
+    exact = M.exact_to(2 * lmax + kernel_band(model, lmax))
+    assert np.abs(ContinuityEquation(exact, model)(0.0, c) - reference).max() > 1e-10 * scale

@@ -31,3 +31,22 @@ def test_white_noise_spreads_evenly_over_the_harmonics():
         dims = np.array([M.multiplicity(l) for l in range(1, M.lmax + 1)])
         assert spectra[0] < 1e-28
         assert np.all(np.abs(spectra[1:] / (dims / (M.real_size - 1)) - 1) < 4 * np.sqrt(2 / (400 * dims)))
+
+
+def test_a_density_saved_on_the_small_usa_grid_is_read_on_that_grid(tmp_path):
+    """A USA run saves ρ on its exact grid (smaller than the 3/2 grid of an SA run at the same lmax); an SA run
+    started from it (initial kind from_file) gets the saved coefficients back to round-off."""
+    from spherepde import config, io, solver
+    from spherepde.initial import initial_coefficients
+
+    usa = config.resolve({"model": {"name": "USA", "beta": 4.0}, "domain": {"lmax": 40},
+                          "initial": {"amplitude": 0.05, "seed": 3}, "time": {"t_end": 0.01, "save_every": 0.01}})
+    solver.run(usa, tmp_path / "usa.h5")
+    saved = io.read_density(tmp_path / "usa.h5", -1)
+    sa = config.resolve({"model": {"name": "SA", "beta": 4.0}, "domain": {"lmax": 40},
+                         "initial": {"kind": "from_file", "path": str(tmp_path / "usa.h5")}})
+    M = solver.Simulation(sa).manifold
+    assert saved.shape != M.grid_shape
+    c = initial_coefficients(sa.initial, M)
+    source = Sphere(40, 1, saved.shape)
+    np.testing.assert_allclose(source.synthesis(c), saved, rtol=0, atol=1e-13)

@@ -7,6 +7,7 @@ import time
 
 import h5py
 import numpy as np
+import pytest
 
 from spherepde import config, io, solver
 
@@ -133,20 +134,29 @@ def test_interrupted_run_is_trimmed_and_grows_back_on_resume(tmp_path, monkeypat
 
 
 def test_wall_clock_checkpoints_between_snapshots(tmp_path):
-    """A run killed between two save times resumes from its last wall-clock checkpoint, bit for bit."""
-    # USA at rtol 1e-12: ~300 steps (≈ 0.7 s) inside one save interval
+    """A run killed between two save times resumes from its last wall-clock checkpoint, bit for bit.
+
+    checkpoint_seconds = 1e-9 checkpoints after every step; the run kills itself (SIGKILL, no handler runs)
+    right after its 20th checkpoint, inside the only save interval (~100 steps): no wall-clock race."""
     text = CONFIG.replace("save_every = 0.005", "save_every = 1.0\nrtol = 1e-12").replace("lmax = 16", "lmax = 48")
-    text = text.replace('name = "SA"', 'name = "USA"') + "[numerics]\ncheckpoint_seconds = 0.02\n"
+    text = text.replace('name = "SA"', 'name = "USA"') + "[numerics]\ncheckpoint_seconds = 1e-9\n"
     (tmp_path / "c.toml").write_text(text)
     reference = tmp_path / "reference.h5"
     solver.run(config.load(tmp_path / "c.toml"), reference)
     out = tmp_path / "killed.h5"
-    proc = subprocess.Popen([sys.executable, "-m", "spherepde", "run", tmp_path / "c.toml", "--out", out, "--quiet"])
-    while not out.exists() and proc.poll() is None:
-        time.sleep(0.002)
-    time.sleep(0.25)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    driver = f"""
+import os, signal
+from spherepde import config, io, solver
+original, calls = io.RunFile.checkpoint, []
+def checkpoint(self, *args):
+    original(self, *args)
+    calls.append(1)
+    if len(calls) == 20:
+        os.kill(os.getpid(), signal.SIGKILL)
+io.RunFile.checkpoint = checkpoint
+solver.run(config.load({str(tmp_path / "c.toml")!r}), {str(out)!r})
+"""
+    assert subprocess.run([sys.executable, "-c", driver]).returncode == -signal.SIGKILL
 
     with h5py.File(out) as h5:
         cp = h5["checkpoint"]
@@ -154,3 +164,30 @@ def test_wall_clock_checkpoints_between_snapshots(tmp_path):
     assert n_saved == 1 and 0 < t_checkpoint < 1.0  # killed inside the only interval, after checkpoints in it
     subprocess.run([sys.executable, "-m", "spherepde", "run", tmp_path / "c.toml", "--out", out, "--resume", "--quiet"], check=True)
     assert_same_prefix(out, reference, 2)
+
+
+def test_a_run_resumes_on_the_grid_its_file_was_written_on(tmp_path, monkeypatch):
+    """USA runs on the smallest exact grid; a file written on the 3/2 grid (by an earlier version, here by
+    switching grid_degree off) resumes on its own grid, bit for bit like its uninterrupted run."""
+    text = CONFIG.replace('name = "SA"', 'name = "USA"').replace("lmax = 16", "lmax = 40").replace("t_end = 1.0", "t_end = 0.05")
+    cfg = config.loads(text)
+    small = solver.Simulation(cfg).manifold.grid_shape
+    monkeypatch.setattr(solver, "grid_degree", lambda model, lmax: None)
+    three_halves = solver.Simulation(cfg).manifold.grid_shape
+    assert small[0] < three_halves[0] and small[1] < three_halves[1]
+    solver.run(cfg, tmp_path / "whole.h5")
+    original = solver._Progress.update
+
+    def stop_at_four(self, t, diag, steps):
+        original(self, t, diag, steps)
+        if t >= 4 * 0.005:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(solver._Progress, "update", stop_at_four)
+    with pytest.raises(KeyboardInterrupt):
+        solver.run(cfg, tmp_path / "part.h5")
+    monkeypatch.undo()  # this version again: the exact grid for new runs
+    assert solver.Simulation(cfg).manifold.grid_shape == small
+    solver.run(cfg, tmp_path / "part.h5", resume=True)
+    assert io.read_density(tmp_path / "part.h5", -1).shape == three_halves
+    assert_same_prefix(tmp_path / "part.h5", tmp_path / "whole.h5", len(io.read_run(tmp_path / "whole.h5")["t"]))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Mapping, Protocol
 
 import numpy as np
 
@@ -81,6 +81,22 @@ class Manifold(ABC):
     @abstractmethod
     def from_domain(cls, domain: Any, threads: int = 1) -> "Manifold":
         """The manifold of a checked ``[domain]`` section (and the SHTns thread count where it matters)."""
+
+    def exact_to(self, degree: int) -> "Manifold":
+        """This manifold on the smallest grid whose quadrature integrates every polynomial of degree ≤ ``degree``
+        exactly, where that is cheaper than its own grid (the 3/2 rule: degree 3·lmax); itself otherwise (the
+        default: a manifold with one grid per lmax). An equation whose products have a known degree (USA with
+        a band-limited kernel: 2·lmax + L, docs/mathematics.md) runs on it."""
+        return self
+
+    def on_grid(self, grid: Mapping[str, np.ndarray]) -> "Manifold":
+        """This manifold on the grid of a run file (``/grid``: coordinate name → values, as :attr:`grid`
+        writes them), so that its saved densities can be analysed; InputError if no such grid exists here."""
+        own = {name: len(values) for name, values in self.grid.items()}
+        given = {name: len(values) for name, values in grid.items() if name in own}
+        if given != own:
+            raise InputError(f"a {self.kind} at lmax = {self.lmax} has the grid {own}, not {given}")
+        return self
 
     # --------------------------------------------------------------- grid
     @property
@@ -207,6 +223,13 @@ class Manifold(ABC):
         amplified by the huge zonal harmonics, and that round-off has no weight in any integral.
         (All points of S² and S¹ are significant.)"""
         return self.weights >= 1e-14 * np.max(self.weights)
+
+    @functools.cached_property
+    def significant_points(self):
+        """An index of the :attr:`significant` points: the mask, or ``...`` when every point is significant
+        (then ``f[M.significant_points]`` is a view, not a copy, which counts at lmax ≥ 255)."""
+        mask = self.significant
+        return ... if mask.all() else mask
 
     def tangent(self, w: np.ndarray) -> Tangent:
         """Tangent components ⟨e_a, w⟩ of the Cartesian grid field w (shape grid_shape + (d,)): P_x w."""

@@ -10,7 +10,8 @@ cancels SHTns' Condon–Shortley phase, so that Y_11 = √3 x, Y_1,-1 = √3 y, 
 so f = Σ a_lm Y_lm with a_l0 = c_l0/√(4π), a_lm = (-1)^m √2 Re c_lm/√(4π),
 a_l,-m = -(-1)^m √2 Im c_lm/√(4π). The grid has nlat ≥ 3(lmax+1)/2 Gauss latitudes
 (3/2 rule), so that products of two band-limited fields are analysed without
-aliasing and the quadrature is exact to degree 3·lmax.
+aliasing and the quadrature is exact to degree 3·lmax; :meth:`Sphere.exact_to` gives
+the smallest grid exact to a lower degree (USA's flux, docs/numerics.md).
 """
 from __future__ import annotations
 
@@ -51,6 +52,23 @@ def _silenced_stdout():
 
 with _silenced_stdout():
     import shtns  # prints a build banner when loaded
+
+
+#: SHTns ends the process (no exception) on an explicit Gauss grid of fewer latitudes
+MIN_NLAT = 32
+
+
+def _fft_size(n: int) -> int:
+    """The least even number ≥ n with no prime factor above 7."""
+    n += n % 2
+    while True:
+        m = n
+        for p in (2, 3, 5, 7):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 2
 
 
 class Sphere(Manifold):
@@ -94,6 +112,25 @@ class Sphere(Manifold):
     @classmethod
     def from_domain(cls, domain, threads: int = 1) -> "Sphere":
         return cls(domain.lmax, nthreads=threads)
+
+    def exact_to(self, degree: int) -> "Sphere":
+        """This sphere on the smallest Gauss grid exact to ``degree``, when smaller than the 3/2 grid: the n Gauss
+        latitudes integrate degree 2n − 1 in cos θ and N equally spaced longitudes degree N − 1 in φ, so
+        n = ⌈(degree + 1)/2⌉ (even, for SHTns' equatorial symmetry) and N the least even 7-smooth number
+        ≥ degree + 1 (a fast FFT size: at lmax 255 a transform pair on 272 × 542 costs 2.8 times 272 × 560)."""
+        nlat = -(-(degree + 1) // 2)
+        shape = (nlat + nlat % 2, _fft_size(degree + 1))
+        smaller = shape[0] * shape[1] < self.grid_shape[0] * self.grid_shape[1] and shape[0] >= MIN_NLAT
+        return Sphere(self.lmax, self.threads, shape) if smaller else self
+
+    def on_grid(self, grid) -> "Sphere":
+        shape = (len(grid["theta"]), len(grid["phi"]))
+        if shape == self.grid_shape:
+            return self
+        if shape[0] < max(MIN_NLAT, self.lmax + 1) or shape[1] <= 2 * self.lmax:
+            raise InputError(f"a {shape[0]}×{shape[1]} grid does not carry the sphere at lmax = {self.lmax}: it needs at "
+                             f"least {max(MIN_NLAT, self.lmax + 1)} latitudes and {2 * self.lmax + 1} longitudes")
+        return Sphere(self.lmax, self.threads, shape)
 
     @property
     def size(self) -> int:
@@ -268,8 +305,11 @@ class _SpherePoints:
         return dict(lmax=self.lmax, loc=self.loc, epsilon=POINT_EPSILON, nthreads=self.threads)
 
     def coefficients(self, w):
+        """On one thread: with several, ducc0 spreads the points onto its grid in an order that depends on the
+        thread schedule, and the sums (so a resumed run) would differ from call to call at round-off."""
         weights = np.ascontiguousarray(w, dtype=float)[None]
-        return 4.0 * np.pi * ducc0.sht.adjoint_synthesis_general(map=weights, spin=0, **self._options())[0]
+        options = {**self._options(), "nthreads": 1}
+        return 4.0 * np.pi * ducc0.sht.adjoint_synthesis_general(map=weights, spin=0, **options)[0]
 
     def synthesis(self, c):
         return ducc0.sht.synthesis_general(alm=np.ascontiguousarray(c, complex)[None], spin=0, **self._options())[0]

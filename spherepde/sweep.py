@@ -35,7 +35,7 @@ import re
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import compare, config, io, linear, solver
@@ -150,7 +150,10 @@ def plan(base: dict, axes: dict[str, list]) -> list[Run]:
     for values in combinations(axes):
         name = run_name(values)
         try:
-            cfg = config.resolve_any(apply(base, values))
+            raw = apply(base, values)
+            cfg = config.resolve_any(raw)
+            if isinstance(cfg, RunConfig) and "threads" not in raw.get("numerics", {}):  # N workers share N cores
+                cfg = replace(cfg, numerics=replace(cfg.numerics, threads=1))
             if isinstance(cfg, TokenConfig):
                 initial_points(cfg)
             else:

@@ -4,6 +4,7 @@ import math
 import shutil
 import subprocess
 import sys
+import tomllib
 
 import numpy as np
 import pytest
@@ -119,6 +120,17 @@ def test_run_names_and_dotted_keys():
     quoted = sweep.parse({"sweep": {"model.beta": [1, 2]}})
     dotted = sweep.parse({"sweep": {"model": {"beta": [1, 2]}}})
     assert quoted == dotted == ({}, {"model.beta": [1, 2]})
+
+
+def test_sweep_runs_take_one_shtns_thread_unless_the_sweep_says_otherwise():
+    """A single run's default is all cores (threads = 0); N sweep workers share N cores, so each PDE run of a
+    sweep gets threads = 1 unless the base or an axis sets [numerics] threads."""
+    assert config.resolve({}).numerics.threads == 0
+    default = sweep.plan(*sweep.parse(tomllib.loads(SWEEP)))
+    assert default and all(run.config.numerics.threads == 1 for run in default)
+    assert "threads = 1" in config.dumps(default[0].config)
+    swept = sweep.plan({"domain": {"lmax": 24}}, {"numerics.threads": [0, 2]})
+    assert [run.config.numerics.threads for run in swept] == [0, 2]
 
 
 # ------------------------------------------------------------------ validation

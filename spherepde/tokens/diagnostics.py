@@ -35,8 +35,9 @@ GRAM_TOKENS = 4000
 #: cloud 6.2 s instead of 4.5 s).
 _FLAT_TREE = dict(balanced_tree=False, compact_nodes=False)
 
-#: Groups whose candidate links `_cell_components` looks up at a time.
-_GROUP_CHUNK = 16384
+#: Groups whose candidate links `_cell_components` looks up at a time (the k-d tree answers with Python lists:
+#: about 36 bytes a neighbour, up to a hundred neighbours a group in a clustering state).
+_GROUP_CHUNK = 4096
 
 #: Threshold of `close_pair_fraction`: pairs with ⟨x_i, x_j⟩ > 0.999 (angle < 2.56°).
 CLOSE_PAIR_COS = 0.999
@@ -214,14 +215,15 @@ def _cell_components(x: np.ndarray, chord: float) -> int:
     Unlike a Delaunay triangulation (qhull: ~700 bytes a point, 1.1 GB at 10⁶ tokens) this needs O(n)
     memory, and a clustered state (many tokens, few cubes) is as cheap as a uniform one."""
     h = chord / np.sqrt(x.shape[1]) * (1 - 1e-12)  # the diagonal strictly below the chord
-    _, group, size = np.unique(np.floor(x / h).astype(np.int64), axis=0, return_inverse=True, return_counts=True)
-    group = group.ravel()
+    group, size = _cubes(np.floor(x / h).astype(np.int64))
     m = len(size)
     order = np.argsort(group, kind="stable")
     starts = np.concatenate([[0], np.cumsum(size)[:-1]])
     sorted_x = x[order]
-    low, high = np.minimum.reduceat(sorted_x, starts), np.maximum.reduceat(sorted_x, starts)
-    centre, half = (low + high) / 2, (high - low) / 2
+    centre, half = np.minimum.reduceat(sorted_x, starts), np.maximum.reduceat(sorted_x, starts)
+    half -= centre
+    half /= 2
+    centre += half  # in place: the boxes' centres and half sides (every array of m rows counts at 10⁶ tokens)
     reach = chord + 2 * float(np.max(np.linalg.norm(half, axis=1)))
     tree = cKDTree(centre, **_FLAT_TREE)
     sure_parts, maybe_parts = [], []
@@ -235,7 +237,7 @@ def _cell_components(x: np.ndarray, chord: float) -> int:
         gap = np.linalg.norm(np.maximum(distance - half[a] - half[b], 0), axis=1)  # the boxes' nearest points
         span = np.linalg.norm(distance + half[a] + half[b], axis=1)  # and farthest
         sure, maybe = span < chord, (gap < chord) & (span >= chord)
-        sure_parts.append(np.stack([a[sure], b[sure]]).astype(np.int32))
+        sure_parts.append(_spanning_forest(a[sure], b[sure]))
         maybe_parts.append(np.stack([a[maybe], b[maybe]]).astype(np.int32))
     certain, ambiguous = np.concatenate(sure_parts, axis=1), np.concatenate(maybe_parts, axis=1)
     graph = coo_matrix((np.ones(certain.shape[1], dtype=np.int8), (certain[0], certain[1])), shape=(m, m))
@@ -262,6 +264,31 @@ def _cell_components(x: np.ndarray, chord: float) -> int:
             root[ri] = rj
             count -= 1
     return int(count)
+
+
+def _cubes(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cube index of each token (0 … m−1) and the number of tokens in each cube, for integer cells (n, d):
+    one integer key per cell where the cells' range allows (a 1-d sort), the rows themselves otherwise."""
+    low = cells.min(axis=0)
+    extent = cells.max(axis=0) - low + 1
+    if float(np.prod(extent.astype(float))) < 2.0**62:
+        key = np.ravel_multi_index(tuple((cells - low).T), tuple(int(e) for e in extent))
+        _, group, size = np.unique(key, return_inverse=True, return_counts=True)
+    else:
+        _, group, size = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
+    return group.ravel(), size
+
+
+def _spanning_forest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Edges (2, k) with the components of the edges (a, b), one per vertex: each vertex to its component's first
+    vertex (k ≤ the vertices, often far fewer than the edges: a chunk's links among dense cubes)."""
+    vertices, ends = np.unique(np.concatenate([a, b]), return_inverse=True)
+    k = len(vertices)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (ends[:len(a)], ends[len(a):])), shape=(k, k))
+    _, component = connected_components(graph, directed=False)
+    first = np.zeros(component.max() + 1 if k else 0, dtype=np.int64)
+    first[component[::-1]] = np.arange(k)[::-1]  # the first vertex of each component
+    return np.stack([vertices, vertices[first[component]]]).astype(np.int32)
 
 
 def _zonal_column_sums(gram, lmax: int, d: int) -> np.ndarray:

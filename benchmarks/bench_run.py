@@ -1,14 +1,18 @@
 """Cost of a right-hand side inside a whole run, per-step overhead included, and the gain of SHTns threads.
 
 For lmax = 127 and 255 on S² (β = 9, SA and USA, white noise 1e-3), side by side in one process:
-- the time of one SHTns scalar analysis + synthesis on the run's grid (one thread);
+- the time of one SHTns scalar analysis + synthesis on the run's grid (one thread): the 3/2 grid for SA,
+  the smallest grid exact to 2·lmax + L for USA (spherepde.dynamics.grid_degree);
+- one bare right-hand side on that grid (the equation called directly);
 - a whole run in memory (spherepde.solver.simulate, as `spherepde run` without the file) with fixed-step
-  RK4 (4 right-hand sides per step) of N₁ and N₂ steps and two snapshots; the difference of the wall
+  RK4 (4 right-hand sides per step) of N₁ and N₂ steps (:func:`rhs_in_run`) and two snapshots; the difference of the wall
   times over 4(N₂ − N₁) right-hand sides cancels start-up, planning and the snapshots, and keeps all that
-  happens per step (the resolution checks, the density range, the CFL speed): the RHS cost "in a run";
-- the same with `[numerics] threads = 0` (all cores): the speed-up of the threaded transforms.
+  happens per step (the resolution checks, the density range): the RHS cost "in a run"; the per-step
+  overhead is 4 × (in a run − bare), shown as a share of the step;
+- the same run with `[numerics] threads = 0` (the default: all cores from lmax 127 on): the speed-up.
+Times are the least over repeated batches or runs (on a shared machine, the least disturbed one).
 
-    .venv/bin/python benchmarks/bench_run.py [--lmax 127 255] [--steps 20 60]
+    .venv/bin/python benchmarks/bench_run.py [--lmax 127 255] [--repeat 3]
 """
 import argparse
 import os
@@ -16,45 +20,62 @@ import platform
 import time
 
 import numpy as np
-from timing import median_time
+from timing import best_time
 
 from spherepde import config, solver
-from spherepde.manifolds import Sphere
+
+
+def configuration(name: str, lmax: int, steps: int, threads: int):
+    # USA grows like e^β: 1e-3 noise reaches O(1) after ≈ 0.1 time units at β = 9, and the run would go on as
+    # weighted points; steps of 1e-6 keep the whole USA run in its linear phase
+    dt = 1e-3 if name == "SA" else 1e-6
+    return config.resolve({"model": {"name": name, "beta": 9.0}, "domain": {"lmax": lmax},
+                           "initial": {"kind": "perturbed_uniform", "amplitude": 1e-3, "seed": 0},
+                           "time": {"t_end": steps * dt, "save_every": steps * dt, "method": "rk4", "dt": dt},
+                           "numerics": {"threads": threads}})
 
 
 def run_seconds(name: str, lmax: int, steps: int, threads: int) -> float:
-    dt = 1e-3
-    cfg = config.resolve({"model": {"name": name, "beta": 9.0}, "domain": {"lmax": lmax},
-                          "initial": {"kind": "perturbed_uniform", "amplitude": 1e-3, "seed": 0},
-                          "time": {"t_end": steps * dt, "save_every": steps * dt, "method": "rk4", "dt": dt},
-                          "numerics": {"threads": threads}})
+    cfg = configuration(name, lmax, steps, threads)
     start = time.perf_counter()
-    solver.simulate(cfg)
-    return time.perf_counter() - start
+    result = solver.simulate(cfg)
+    seconds = time.perf_counter() - start
+    if result["status"] != "finished" or np.any(result["diagnostics"]["lagrangian"]):
+        raise SystemExit(f"{name} at lmax {lmax} did not stay spectral: {result['message']}")
+    return seconds
+
+
+def rhs_in_run(name: str, lmax: int, threads: int, repeat: int) -> float:
+    """Seconds per right-hand side in a whole run: runs of N₁ and N₂ RK4 steps differenced (best of ``repeat``),
+    N₁ = 20 k and N₂ = 60 k with k = (256/(lmax+1))², so that the difference is about a second at every lmax."""
+    k = max(1, round((256 / (lmax + 1)) ** 2))
+    n1, n2 = 20 * k, 60 * k
+    t1 = min(run_seconds(name, lmax, n1, threads) for _ in range(repeat))
+    t2 = min(run_seconds(name, lmax, n2, threads) for _ in range(repeat))
+    return (t2 - t1) / (4 * (n2 - n1))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lmax", type=int, nargs="+", default=[127, 255])
-    parser.add_argument("--steps", type=int, nargs=2, default=[20, 60])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    n1, n2 = args.steps
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
-    print(f"{'lmax':>5} {'model':>5} {'pair ms':>8} {'RHS in run ms':>14} {'RHS/pair':>9} {'threads=0 speed-up':>19}")
+    print(f"{'lmax':>5} {'model':>5} {'grid':>9} {'pair ms':>8} {'bare RHS ms':>12} {'RHS in run ms':>14} {'RHS/pair':>9} "
+          f"{'overhead/step':>14} {'threads=0 speed-up':>19}")
     for lmax in args.lmax:
-        S = Sphere(lmax)
-        c = S.from_real_coefficients(np.eye(1, S.real_size)[0])
-        f = S.synthesis(c)
-        pair = median_time(lambda: (S.analysis(f), S.synthesis(c)), 7)
         for name in ("SA", "USA"):
-            per_rhs = {}
-            for threads in (1, 0):
-                t1 = min(run_seconds(name, lmax, n1, threads) for _ in range(args.repeat))
-                t2 = min(run_seconds(name, lmax, n2, threads) for _ in range(args.repeat))
-                per_rhs[threads] = (t2 - t1) / (4 * (n2 - n1))
-            print(f"{lmax:>5} {name:>5} {pair * 1e3:>8.3f} {per_rhs[1] * 1e3:>14.3f} {per_rhs[1] / pair:>9.2f} "
-                  f"{per_rhs[1] / per_rhs[0]:>19.2f}", flush=True)
+            sim = solver.Simulation(configuration(name, lmax, 1, 1))
+            S, F = sim.manifold, sim.equation
+            c = sim.initial_state()
+            f = S.synthesis(c)
+            pair = best_time(lambda: (S.analysis(f), S.synthesis(c)), 15)
+            bare = best_time(lambda: F(0.0, c), 15)
+            per_rhs = {threads: rhs_in_run(name, lmax, threads, args.repeat) for threads in (1, 0)}
+            overhead = (per_rhs[1] - bare) / per_rhs[1]
+            grid = "x".join(map(str, S.grid_shape))
+            print(f"{lmax:>5} {name:>5} {grid:>9} {pair * 1e3:>8.3f} {bare * 1e3:>12.3f} {per_rhs[1] * 1e3:>14.3f} "
+                  f"{per_rhs[1] / pair:>9.2f} {overhead:>14.1%} {per_rhs[1] / per_rhs[0]:>19.2f}", flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

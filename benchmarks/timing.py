@@ -10,3 +10,11 @@ def median_time(fn, repeat: int) -> float:
     number, _ = timer.autorange()
     number = max(1, number // 4)
     return float(np.median(timer.repeat(repeat=repeat, number=number))) / number
+
+
+def best_time(fn, repeat: int) -> float:
+    """Least time per call of ``fn`` over ``repeat`` batches: on a shared machine the least disturbed batch."""
+    timer = timeit.Timer(fn)
+    number, _ = timer.autorange()
+    number = max(1, number // 4)
+    return min(timer.repeat(repeat=repeat, number=number)) / number

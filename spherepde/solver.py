@@ -35,7 +35,7 @@ from .initial import initial_coefficients, point_measure
 from .integrate import CFL, SCHEMES, DeviationNorm, PointwiseNorm, Stepper, normalize_rows
 from .io import MemoryRun, RunFile, RunLock, check_output, check_writable, read_grid
 from .kernels import DirectVelocity, SpectralVelocity
-from .manifolds import Manifold, manifold_from_config
+from .manifolds import Manifold, manifold_from_config, run_threads
 from .tokens.run import TokenSimulation
 
 
@@ -67,7 +67,8 @@ class Simulation:
         self.cfg = cfg
         numerics, tcfg = cfg.numerics, cfg.time
         self.model = cfg.attention()
-        M = manifold_from_config(cfg.domain, numerics.threads)
+        threads = run_threads(numerics.threads, cfg.domain.lmax)
+        M = manifold_from_config(cfg.domain, threads)
         if grid is not None:  # a resumed run keeps the grid its file was written on
             M = M.on_grid(grid)
         elif (degree := grid_degree(self.model, M.lmax)) is not None:  # the smallest exact grid (USA)
@@ -89,7 +90,7 @@ class Simulation:
                 self.nodes, self.initial_weights = point_measure(cfg.initial, M.d)
             else:
                 self.nodes = M.quadrature(lagrangian.switch_degree(M, self.model, numerics.oversampling))[0]
-            self.velocity = lagrangian.point_velocity(self.model, M, numerics.threads)
+            self.velocity = lagrangian.point_velocity(self.model, M, threads)
             self.few_velocity = lagrangian.few_point_velocity(self.model, M)
             if isinstance(self.velocity, DirectVelocity) and len(self.nodes) ** 2 > MAX_DIRECT_PAIRS:
                 raise InputError(

@@ -131,6 +131,11 @@ def test_sweep_runs_take_one_shtns_thread_unless_the_sweep_says_otherwise():
     assert "threads = 1" in config.dumps(default[0].config)
     swept = sweep.plan({"domain": {"lmax": 24}}, {"numerics.threads": [0, 2]})
     assert [run.config.numerics.threads for run in swept] == [0, 2]
+    # 0 is all cores only where they pay off (lmax ≥ 127); a count the user gives is kept
+    from spherepde.manifolds import run_threads
+
+    assert [run_threads(0, 63), run_threads(0, 126), run_threads(0, 127), run_threads(0, 511)] == [1, 1, 0, 0]
+    assert run_threads(3, 16) == 3 and run_threads(1, 255) == 1
 
 
 # ------------------------------------------------------------------ validation

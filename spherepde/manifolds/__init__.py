@@ -28,6 +28,17 @@ def manifold_from_config(domain: Any, threads: int = 1) -> Manifold:
     return manifold_class(domain.kind).from_domain(domain, threads)
 
 
+#: From this lmax on, [numerics] threads = 0 means all cores; below, one thread (as fast or faster: measured
+#: 0.45–1.3× at lmax 63, 1.2–1.5× at 127, 1.45–1.9× at 255 with two threads on 2 cores, benchmarks/bench_run.py)
+THREADED_LMAX = 127
+
+
+def run_threads(threads: int, lmax: int) -> int:
+    """The thread count of a run at truncation lmax for ``[numerics] threads`` (0: all cores where they pay off).
+    Decided once per run: SHTns sets the process-wide OpenMP count whenever a transform is planned."""
+    return threads if threads or lmax >= THREADED_LMAX else 1
+
+
 def with_degree(manifold: Manifold, lmax: int, threads: int = 1) -> Manifold:
     """The same manifold (kind and dimension) at another truncation degree."""
     return manifold_from_config(SimpleNamespace(kind=manifold.kind, lmax=int(lmax), dim=manifold.d), threads)
@@ -42,4 +53,4 @@ def for_points(d: int, lmax: int, threads: int = 1) -> Manifold:
 
 
 __all__ = ["MANIFOLDS", "Manifold", "Sphere", "Circle", "Zonal", "manifold_class", "manifold_from_config", "with_degree",
-           "for_points"]
+           "for_points", "run_threads", "THREADED_LMAX"]

@@ -135,3 +135,16 @@ def test_a_run_without_its_tokens_keeps_diagnostics_and_the_final_state(tmp_path
         np.testing.assert_array_equal(values, without["diagnostics"][name])
     np.testing.assert_array_equal(io.read_points(tmp_path / "without.h5", -1), io.read_points(tmp_path / "with.h5", -1))
     assert [p.name for p in plot.plot_run(tmp_path / "without.h5", tmp_path / "figs")] == ["token_diagnostics.png"]
+
+
+def test_trajectory_chooses_the_backend_by_the_number_of_tokens():
+    """tokens.trajectory (the Python API, as validation scripts use it) with backend "auto" takes the harmonic
+    sums from 1024 tokens on like a run does: bit for bit the "spectral" trajectory, not the direct sum's."""
+    from spherepde import tokens
+
+    x0 = tokens.initial_tokens("uniform", 2000, 3, seed=1)
+    paths = {backend: list(tokens.trajectory(x0, 4.0, "SA", save_times=[0.0, 0.5], method="rk4", dt=0.25, backend=backend))[-1][1]
+             for backend in ("auto", "spectral", "numpy")}
+    assert np.array_equal(paths["auto"], paths["spectral"])
+    assert not np.array_equal(paths["auto"], paths["numpy"])
+    np.testing.assert_allclose(paths["auto"], paths["numpy"], atol=1e-9)

@@ -59,7 +59,7 @@ def trajectory(x0, beta, model: str = "SA", *, save_times, t0: float = 0.0, meth
     NumericalFailure is raised lazily, after the snapshots already yielded.
     """
     x = as_points(x0, "x0")
-    field = attention_field(beta, model, x.shape[1], Q, K, V, block, backend)
+    field = attention_field(beta, model, x.shape[1], Q, K, V, block, backend, len(x))
     try:
         t0 = float(t0)
     except (TypeError, ValueError):

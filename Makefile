@@ -21,12 +21,13 @@ docs: setup  ## the documentation site in docs/_build/html (Sphinx; warnings are
 typecheck: setup  ## mypy on the package (CI runs it)
 	$(PY) -m mypy
 
-bench: setup  ## RHS vs the transforms it needs (S², in a whole run, S¹, general B); weighted points; about 10 minutes
+bench: setup  ## RHS vs the transforms it needs (S², in a whole run, S¹, general B); weighted points; Dedalus if installed; about 10 minutes
 	$(PY) benchmarks/bench_rhs.py
 	$(PY) benchmarks/bench_run.py
 	$(PY) benchmarks/bench_circle.py
 	$(PY) benchmarks/bench_quadrature.py
 	$(PY) benchmarks/bench_points.py
+	$(PY) benchmarks/bench_dedalus.py
 
 clean:
 	rm -rf out .pytest_cache .hypothesis docs/_build

@@ -255,7 +255,8 @@ class NumericsConfig:
 
     max_tail_energy: float = option(1e-5, kind="float", check=lambda v: 0 < v < 1, allowed="use a number between 0 and 1")
     max_negative_density: float = option(1e-3, kind="float", check=lambda v: 0 <= v < 1, allowed="use a number in [0, 1)")
-    # 0, all cores: the best for one run (benchmarks/bench_run.py); a sweep gives each worker's runs 1
+    # 0: all cores from lmax 127 on, one below (manifolds.run_threads: the best for one run, benchmarks/bench_run.py);
+    # a sweep gives each of its runs 1
     threads: int = option(0, kind="int", check=lambda v: v >= 0, allowed="use 0 (all cores) or a positive count")
     checkpoint_seconds: float = _checkpoint_seconds()
     on_lost_resolution: str = option("lagrangian", kind="lower", check=lambda v: v in ("lagrangian", "stop"),

@@ -282,11 +282,13 @@ def _cubes(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _spanning_forest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Edges (2, k) with the components of the edges (a, b), one per vertex: each vertex to its component's first
     vertex (k ≤ the vertices, often far fewer than the edges: a chunk's links among dense cubes)."""
+    if not len(a):
+        return np.empty((2, 0), dtype=np.int32)
     vertices, ends = np.unique(np.concatenate([a, b]), return_inverse=True)
     k = len(vertices)
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (ends[:len(a)], ends[len(a):])), shape=(k, k))
     _, component = connected_components(graph, directed=False)
-    first = np.zeros(component.max() + 1 if k else 0, dtype=np.int64)
+    first = np.zeros(component.max() + 1, dtype=np.int64)
     first[component[::-1]] = np.arange(k)[::-1]  # the first vertex of each component
     return np.stack([vertices, vertices[first[component]]]).astype(np.int32)
 

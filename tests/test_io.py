@@ -109,17 +109,22 @@ save_every = 0.05
     assert saved[0] < len(probe["t"]) and saved[1] >= switch + 4
 
 
+def interrupt_at(monkeypatch, time: float):
+    """Make the next run raise KeyboardInterrupt (as Ctrl-C) once a snapshot at ``time`` or later is saved."""
+    original = solver._Progress.update
+
+    def stop(self, t, diag, steps):
+        original(self, t, diag, steps)
+        if t >= time:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(solver._Progress, "update", stop)
+
+
 def test_interrupted_run_is_trimmed_and_grows_back_on_resume(tmp_path, monkeypatch):
     cfg = config.loads(CONFIG)
     solver.run(cfg, tmp_path / "whole.h5")
-    original = solver._Progress.update
-
-    def stop_at_ten(self, t, diag, steps):
-        original(self, t, diag, steps)
-        if t >= 10 * 0.005:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(solver._Progress, "update", stop_at_ten)
+    interrupt_at(monkeypatch, 10 * 0.005)
     try:
         solver.run(cfg, tmp_path / "part.h5")
     except KeyboardInterrupt:
@@ -128,7 +133,7 @@ def test_interrupted_run_is_trimmed_and_grows_back_on_resume(tmp_path, monkeypat
     with h5py.File(tmp_path / "part.h5") as h5:
         assert h5["t"].shape == (11,) and h5["density"].shape[0] == 11
     assert io.read_run(tmp_path / "part.h5")["status"] == "interrupted"
-    monkeypatch.setattr(solver._Progress, "update", original)
+    monkeypatch.undo()
     solver.run(cfg, tmp_path / "part.h5", resume=True)
     assert_same_prefix(tmp_path / "part.h5", tmp_path / "whole.h5", len(io.read_run(tmp_path / "whole.h5")["t"]))
 
@@ -176,14 +181,7 @@ def test_a_run_resumes_on_the_grid_its_file_was_written_on(tmp_path, monkeypatch
     three_halves = solver.Simulation(cfg).manifold.grid_shape
     assert small[0] < three_halves[0] and small[1] < three_halves[1]
     solver.run(cfg, tmp_path / "whole.h5")
-    original = solver._Progress.update
-
-    def stop_at_four(self, t, diag, steps):
-        original(self, t, diag, steps)
-        if t >= 4 * 0.005:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(solver._Progress, "update", stop_at_four)
+    interrupt_at(monkeypatch, 4 * 0.005)
     with pytest.raises(KeyboardInterrupt):
         solver.run(cfg, tmp_path / "part.h5")
     monkeypatch.undo()  # this version again: the exact grid for new runs

@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 from scipy.special import betaincinv, exprel
 
+from scipy.cluster.hierarchy import DisjointSet
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
@@ -242,28 +243,20 @@ def _cell_components(x: np.ndarray, chord: float) -> int:
     certain, ambiguous = np.concatenate(sure_parts, axis=1), np.concatenate(maybe_parts, axis=1)
     graph = coo_matrix((np.ones(certain.shape[1], dtype=np.int8), (certain[0], certain[1])), shape=(m, m))
     count, label = connected_components(graph, directed=False)
-    root = np.arange(count)
-
-    def find(i):
-        while root[i] != i:
-            root[i] = root[root[i]]
-            i = root[i]
-        return i
+    components = DisjointSet(range(count))
 
     def members(g):
         return sorted_x[starts[g]:starts[g] + size[g]]
 
     bound = np.nextafter(chord, 0)
     for i, j in zip(*ambiguous.tolist()):
-        ri, rj = find(label[i]), find(label[j])
-        if ri == rj:
+        if components.connected(label[i], label[j]):
             continue
         if size[i] > size[j]:
             i, j = j, i
         if np.isfinite(cKDTree(members(j)).query(members(i), distance_upper_bound=bound)[0]).any():
-            root[ri] = rj
-            count -= 1
-    return int(count)
+            components.merge(label[i], label[j])
+    return int(components.n_subsets)
 
 
 def _cubes(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,12 +1,12 @@
 """Time to measure the dominant growth rate λ_{l*} within 1%: the PDE against token runs.
 
-    .venv/bin/python benchmarks/bench_meanfield.py [--target 0.01] [--max-n 16000] [--seeds 6]
+    .venv/bin/python benchmarks/bench_meanfield.py [--target 0.01] [--max-n 1048576] [--seeds 6]
 
 SA, β = 9, d = 3 (S²): l* = 4, λ_4 = 0.703145 (docs/mathematics.md).
 - PDE: ρ₀ = 1 + 10⁻⁶ Y_40 at lmax = 20 (the kernel's bandwidth at 10⁻⁸), DOPRI5 rtol 10⁻¹⁰,
   t ≤ 6/λ_4 (amplitude ≤ 10⁻³: linear), λ_4 = the least-squares slope of log|a_40(t)|, as in
   validation/linear_vs_pde.py. Timed twice, before and after the token runs (machine load).
-- Tokens: one run = n iid uniform tokens, RK4 dt = 0.25 to t = 1, the energy per degree E_4(t)
+- Tokens: one run = n iid uniform tokens (harmonic sums from 1024 tokens on: cost ∝ n), RK4 dt = 0.25 to t = 1, the energy per degree E_4(t)
   of the empirical measure (harmonics at the tokens) at t = 0, 0.25, …, 1; λ_4 = the slope of
   ½ log E_4. A run's error is random, about C/√n: the quadratic terms of the token dynamics are
   O(1/n) against O(n^{-1/2}) amplitudes from t = 0 on (a longer window does not help, measured),
@@ -57,7 +57,7 @@ def token_rate(n: int, seed: int) -> tuple[float, float]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", type=float, default=0.01, help="relative accuracy (default 1%%)")
-    parser.add_argument("--max-n", type=int, default=16000)
+    parser.add_argument("--max-n", type=int, default=1048576)
     parser.add_argument("--seeds", type=int, default=6, help="samples per n (RMS error over them)")
     args = parser.parse_args()
     lam = linear.growth_rates(BETA, D, "SA", STAR)[STAR]

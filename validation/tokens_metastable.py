@@ -18,7 +18,7 @@ finite-n merges to that accuracy, and where the scatter between seeds reaches th
 taken over.
 
 Writes tokens_metastable.md, .json and .png into --out (default validation/results/tokens_metastable/).
-About 15 minutes on 2 cores; --quick (n ≤ 10⁴, one seed) about 2 minutes.
+About 8 minutes on 2 cores; --quick (n ≤ 10⁴, one or two seeds) about half a minute.
 
     python validation/tokens_metastable.py [--quick] [--out DIR]
 """

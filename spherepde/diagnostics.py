@@ -168,10 +168,7 @@ def _clusters(hood: np.ndarray, rho: np.ndarray, min_peak: float, min_relative: 
     found: list[int] = []
 
     def find(k):
-        while root[k] != k:
-            root[k] = root[root[k]]
-            k = root[k]
-        return k
+        return root_of(root, k)
 
     def settle(r):
         m = np.array(members[r])
@@ -194,6 +191,15 @@ def _clusters(hood: np.ndarray, rho: np.ndarray, min_peak: float, min_relative: 
         if height[r] >= floor:
             settle(r)
     return np.array(found, dtype=np.intp), owner[basin]
+
+
+def root_of(parent, k: int) -> int:
+    """The root of k in the union-find forest ``parent`` (a list or an integer array: parent[r] = r at a root),
+    halving the path on the way."""
+    while parent[k] != k:
+        parent[k] = parent[parent[k]]
+        k = parent[k]
+    return k
 
 
 def cluster_count(

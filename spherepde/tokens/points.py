@@ -28,7 +28,8 @@ def as_points(points, name: str = "points") -> np.ndarray:
             f"{name}[{worst}] has norm {radius[worst]:.9g}: points must lie on the unit sphere "
             f"(| |x| - 1 | <= {ON_SPHERE_TOL:g})"
         )
-    return x / radius[:, None]
+    x /= radius[:, None]  # x is a copy already: in place
+    return x
 
 
 def as_beta(beta) -> float:

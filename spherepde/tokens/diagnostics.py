@@ -212,7 +212,7 @@ def _cell_components(x: np.ndarray, chord: float) -> int:
     centres by a k-d tree (radius chord + both boxes' half diagonals). A pair whose boxes are entirely within
     the chord of each other is linked; the others ("ambiguous") are decided only while their groups are
     still in different components, by a nearest-neighbour query of one group's tokens in the other's tree.
-    Unlike a Delaunay triangulation (qhull: ~700 bytes a point, 1.1 GB at 10⁶ tokens) this needs O(n)
+    Unlike a Delaunay triangulation (qhull: about 700 bytes a token) this needs O(n)
     memory, and a clustered state (many tokens, few cubes) is as cheap as a uniform one."""
     h = chord / np.sqrt(x.shape[1]) * (1 - 1e-12)  # the diagonal strictly below the chord
     group, size = _cubes(np.floor(x / h).astype(np.int64))

@@ -69,9 +69,9 @@ def test_merge_adds_weights_and_bounds_the_w2_move(seed, distance):
     np.add.at(sums, merged.owner, w[:, None] * x)
     np.testing.assert_allclose(normalize_rows(sums), merged.x, atol=1e-14)
     np.testing.assert_allclose(np.bincount(merged.owner, w, len(merged.w)), merged.w, atol=1e-16)
-    if len(merged.w) > 1:
-        gram = np.clip(merged.x @ merged.x.T, -1, 1) - 2 * np.eye(len(merged.w))
-        assert np.arccos(gram.max()) >= distance * (1 - 1e-9)
+    if len(merged.w) > 1:  # angles from chords: arccos of a dot product cannot resolve angles below ~1e-8
+        chords = np.linalg.norm(merged.x[:, None] - merged.x[None], axis=2) + 4 * np.eye(len(merged.w))
+        assert 2 * np.arcsin(chords.min() / 2) >= distance * (1 - 1e-9)
     target = merged.x[merged.owner]
     moved = 2 * np.arcsin(np.linalg.norm(x - target, axis=1) / 2)
     assert merged.merged_w2 == pytest.approx(math.sqrt(np.sum(w * moved**2)), rel=1e-12, abs=1e-300)

@@ -15,10 +15,9 @@ import platform
 import numpy as np
 from timing import median_time
 
-from spherepde.dynamics import ContinuityEquation, grid_degree
-from spherepde.model import AttentionModel
-from spherepde.manifolds import Sphere
+from bench_run import configuration
 
+from spherepde import solver
 
 
 def main():
@@ -29,9 +28,8 @@ def main():
     print(f"{'lmax':>5} {'model':>5} {'grid':>9} {'analys+synth':>13} {'RHS':>10} {'RHS/pair':>9}")
     for lmax in (63, 127, 255):
         for name in ("SA", "USA"):
-            model = AttentionModel(name, 9.0)
-            degree = grid_degree(model, lmax)
-            S = Sphere(lmax) if degree is None else Sphere(lmax).exact_to(degree)
+            sim = solver.Simulation(configuration(name, lmax, 1, 1))  # the grid and equation of a run, one thread
+            S, F = sim.manifold, sim.equation
             rng = np.random.default_rng(0)
             a = np.zeros(S.real_size)
             a[1:] = rng.standard_normal(S.real_size - 1) * 1e-3 / np.sqrt(S.real_size)
@@ -39,7 +37,6 @@ def main():
             c = S.from_real_coefficients(a)
             f = S.synthesis(c)
             pair = median_time(lambda: (S.analysis(f), S.synthesis(c)), args.repeat)
-            F = ContinuityEquation(S, model)
             rhs = median_time(lambda: F(0.0, c), args.repeat)
             grid = "x".join(map(str, S.grid_shape))
             print(f"{lmax:>5} {name:>5} {grid:>9} {pair * 1e3:>10.3f} ms {rhs * 1e3:>7.3f} ms {rhs / pair:>9.2f}", flush=True)

@@ -168,9 +168,12 @@ def growth_rates(kind: str, n: int, count: int, lmax: int = 8) -> dict:
     window = energy[:, star] <= WINDOW
     if window.sum() < 4:
         raise SystemExit(f"{kind}, n = {n}: only {window.sum()} snapshots with E_l* <= {WINDOW}: use more tokens")
-    fitted = [float(np.polyfit(times[window], 0.5 * np.log(energy[window, l]), 1)[0]) for l in range(1, lmax + 1)]
+    def rate(where, l):  # the least-squares slope of ½ log E_l over the snapshots ``where``
+        return float(np.polyfit(times[where], 0.5 * np.log(energy[where, l]), 1)[0])
+
+    fitted = [rate(window, l) for l in range(1, lmax + 1)]
     early = energy[:, star] <= WINDOW / 10  # amplitude ≤ 0.045: the quadratic terms bias the rate 3× less
-    early_rate = float(np.polyfit(times[early], 0.5 * np.log(energy[early, star]), 1)[0]) if early.sum() >= 4 else np.nan
+    early_rate = rate(early, star) if early.sum() >= 4 else np.nan
     h0 = funk_hecke(0, BETA, d)[0]
     finite_n = lam / (1 + (np.exp(BETA) / h0 - 1) / n)
     return {"kind": kind, "n": n, "seeds": count, "times": times, "energy": energy, "floor": floor, "window": window,

@@ -232,7 +232,8 @@ def _cell_components(x: np.ndarray, chord: float) -> int:
         near = tree.query_ball_point(centre[rows], reach, return_sorted=False)
         a = np.repeat(rows, [len(k) for k in near])
         b = np.fromiter(itertools.chain.from_iterable(near), dtype=np.int64, count=len(a))
-        a, b = a[a < b], b[a < b]
+        forward = a < b  # each pair once
+        a, b = a[forward], b[forward]
         distance = np.abs(centre[a] - centre[b])
         gap = np.linalg.norm(np.maximum(distance - half[a] - half[b], 0), axis=1)  # the boxes' nearest points
         span = np.linalg.norm(distance + half[a] + half[b], axis=1)  # and farthest

@@ -20,6 +20,7 @@ n × n matrix of weights is never stored.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -321,8 +322,8 @@ class PairwiseVelocity:
 
 
 #: Relative size ĥ_l/ĥ_0 below which the spectral sums drop the kernel's degrees (its band limit at this
-#: tolerance is about 8√β on S²); with the transforms' 1e-13 it makes the spectral velocity agree with the
-#: direct sum to about 1e-12 of the largest speed.
+#: tolerance is about 8√β on S²); with the transforms' 1e-13 it makes the harmonic sums exact to 2e-14 of the
+#: kernel's peak (see DIRECT_ROW_FRACTION for what that means for the velocity).
 SPECTRAL_TOL = 1e-14
 
 
@@ -343,29 +344,20 @@ def kernel_degree(model: AttentionModel) -> int:
     return 0 if model.zero_temperature else kernel_bandwidth(model.concentration, model.d, SPECTRAL_TOL)
 
 
-#: Below this β' = βb (a repulsive kernel) the harmonic sums lose about e^{2|β'|}·1e-16 of relative accuracy
-#: where the kernel's sum is small (all mass away from the antipode): measured worst cases 2e-11 at β' = −8,
-#: 4e-9 at −10, 1e-6 at −15. The direct sums serve those models.
-MIN_SPECTRAL_BETA = -8.0
-
-
-def spectral_accuracy_gap(model: AttentionModel) -> str:
-    """'' when harmonic sums of ``model``'s kernel are accurate (B = bI, βb ≥ MIN_SPECTRAL_BETA), else why not."""
-    if model.zero_temperature:
-        return "the zero-temperature model"
-    if model.kernel_beta is None:
-        return "Q^T K is not a multiple of the identity"
-    if model.kernel_beta < MIN_SPECTRAL_BETA:
-        return (f"beta b = {model.kernel_beta:g} < {MIN_SPECTRAL_BETA:g}: a repulsive kernel's harmonic sums lose "
-                "e^(2|beta b|) in relative accuracy")
-    return ""
+#: Rows i whose kernel sum ζ_i = Σ_j w_j e^{β'⟨x_i,x_j⟩ - |β'|} / Σ_j |w_j| (the sum relative to the kernel's
+#: peak) is below this fraction take the direct sum in :class:`SpectralVelocity`. The harmonic sums carry an
+#: absolute error of at most 2e-14 of the peak (measured over β' from -50 to 200, d = 2, 3, spread, capped and
+#: isolated points), which the SA quotient divides by ζ_i: ≤ 2e-11 ‖V‖₂ from this fraction on. Small ζ_i occur
+#: for repulsive kernels with the mass away from the antipode (down to e^{-2|β'|}) and for isolated points.
+DIRECT_ROW_FRACTION = 1e-3
 
 
 def spectral_gap(model: AttentionModel) -> str:
     """'' when :class:`SpectralVelocity` serves points of S^{d-1} under ``model``, otherwise why not (one clause)."""
-    gap = spectral_accuracy_gap(model)
-    if gap:
-        return gap
+    if model.zero_temperature:
+        return "the zero-temperature model"
+    if model.kernel_beta is None:
+        return "Q^T K is not a multiple of the identity"
     if model.d not in (2, 3):
         return f"d = {model.d} (harmonic sums over points exist for d = 2 and 3)"
     return ""
@@ -379,40 +371,59 @@ def spectral_degree(model: AttentionModel) -> int:
 class SpectralVelocity:
     """X[μ] at the points of μ = Σ_j w_j δ_{x_j} for B = bI (any V), by harmonic sums (docs/mathematics.md,
     "Weighted points"): with c the coefficients of μ on ``manifold`` (whose lmax is the kernel's band at
-    SPECTRAL_TOL) and k_l, g_l, q_l = e^{-|β'|}(ĥ_l, ĥ_l/β', ∂_β'ĥ_l) at β' = βb,
+    SPECTRAL_TOL) and k_l, g_l, q_l = (ĥ_l, ĥ_l/β', ∂_β'ĥ_l)/ĥ_0 at β' = βb,
 
         m̃(x) = ∇(Σ g_l c_l Y_l)(x) + x Σ q_l c_l Y_l(x),   Z̃(x) = Σ k_l c_l Y_l(x),
-        SA: X = P_x V m̃ / Z̃,   USA: X = e^{|β'| - s} P_x V m̃,
+        SA: X = P_x V m̃ / Z̃,   USA: X = ĥ_0 e^{-s} P_x V m̃,
 
     three non-uniform transforms (two for V = vI) of cost O(n + L² log L) instead of the O(n²) direct sum.
     ``manifold`` is any object with :meth:`~spherepde.manifolds.Manifold.locate`, ``degrees`` and ``lmax``.
+
+    With ``direct`` (a :class:`DirectSum` of the model), the rows whose kernel sum is below DIRECT_ROW_FRACTION
+    of its peak, where the harmonic sums have lost their relative accuracy, take the direct sum instead
+    (cost O(n) a row). For SA that is checked everywhere (Z̃ is at hand); for USA, whose speeds are relative
+    to the peak, only for repulsive kernels, the one case where every row's sum can be that small.
     """
 
-    def __init__(self, model: AttentionModel, manifold):
+    def __init__(self, model: AttentionModel, manifold, direct: DirectSum | None = None):
         if model.kernel_beta is None:
             raise ValueError("the spectral sums need B = bI and a finite beta")
-        self.model, self.manifold = model, manifold
+        self.model, self.manifold, self.direct = model, manifold, direct
         degrees = manifold.degrees
         k, g, self.prefactor = model.multipliers(manifold.lmax)
         self.kernel = flush_negligible(k)[degrees]
         v = model.value_scale
         self.potential = flush_negligible(g)[degrees] * (1.0 if v is None else v)
         self.normal = None if v is not None else flush_negligible(model.normal_multipliers(manifold.lmax))[degrees]
+        self._check_rows = direct is not None and (model.normalized or model.kernel_beta < 0)
+        self._peak = math.exp(abs(model.kernel_beta) - model.kernel_log_scale)  # Z̃ at the kernel's peak, unit mass
 
     def __call__(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
         return self.evaluate(x, w)[0]
 
     def evaluate(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """X at the points, and for SA the scaled normalizer Z̃ = e^{-|β'|} K∗μ there (None for USA)."""
+        """X at the points, and for SA the scaled normalizer Z̃ = K∗μ/ĥ_0 there (None for USA)."""
         points = self.manifold.locate(x)
         c = points.coefficients(w)
         u = points.gradient(c * self.potential)
         if self.normal is not None:
             u = project(x, (u + x * points.synthesis(c * self.normal)[:, None]) @ self.model.V.T)
-        if not self.model.normalized:
-            return u * self.prefactor, None
-        z = points.synthesis(c * self.kernel)
-        return u / z[:, None], z
+        z = points.synthesis(c * self.kernel) if self.model.normalized or self._check_rows else None
+        X = u / z[:, None] if self.model.normalized else u * self.prefactor
+        if self._check_rows:
+            self._sum_directly(x, w, X, z)
+        return X, z if self.model.normalized else None
+
+    def _sum_directly(self, x, w, X, z) -> None:
+        """Overwrite X (and Z̃) at the rows with Z̃ < DIRECT_ROW_FRACTION of its peak by the direct sum."""
+        assert self.direct is not None and z is not None
+        rows = np.flatnonzero(z < DIRECT_ROW_FRACTION * self._peak * np.sum(np.abs(w)))
+        if rows.size:
+            targets = x[rows]
+            sums, top = self.direct(targets, x, w)
+            X[rows] = project(targets, attention_average(self.model, sums, top))
+            with np.errstate(over="ignore", under="ignore"):
+                z[rows] = sums[:, -1] * np.exp(top - self.model.kernel_log_scale)
 
 
 @dataclass(frozen=True, eq=False)

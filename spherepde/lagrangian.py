@@ -23,8 +23,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from .kernels import (DirectVelocity, PairwiseVelocity, SpectralVelocity, ZeroTemperaturePointVelocity, direct_backend,
-                      kernel_degree, spectral_accuracy_gap, spectral_degree)
+from .kernels import (DirectSum, DirectVelocity, PairwiseVelocity, SpectralVelocity, ZeroTemperaturePointVelocity,
+                      direct_backend, kernel_degree, spectral_degree)
 from .manifolds import Manifold, with_degree
 from .model import AttentionModel
 
@@ -78,12 +78,13 @@ def switch_degree(manifold: Manifold, model: AttentionModel, oversampling: float
 
 def point_velocity(model: AttentionModel, manifold: Manifold, threads: int = 1):
     """The velocity (x, w) ↦ X[Σ w_j δ_{x_j}](x) of weighted points on ``manifold``: zero temperature, harmonic
-    sums at the kernel's band (B = bI, unless strongly repulsive: :func:`spherepde.kernels.spectral_accuracy_gap`),
-    or the direct sum (any other B; zonal rings always take the harmonic sums: they have no direct sum)."""
+    sums at the kernel's band (B = bI; the direct sum at the points whose kernel sum they cannot resolve, except
+    for zonal rings, which have no direct sum), or the direct sum (any other B)."""
     if model.zero_temperature:
         return ZeroTemperaturePointVelocity(model)
-    if model.kernel_beta is not None and (manifold.kind == "zonal" or not spectral_accuracy_gap(model)):
-        return SpectralVelocity(model, with_degree(manifold, spectral_degree(model), threads))
+    if model.kernel_beta is not None:
+        direct = None if manifold.kind == "zonal" else DirectSum(model, direct_backend("auto"))
+        return SpectralVelocity(model, with_degree(manifold, spectral_degree(model), threads), direct)
     return DirectVelocity(model, direct_backend("auto"))
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import TOKEN_BACKENDS as BACKENDS
 from ..errors import InputError, NumericalFailure
-from ..kernels import DirectVelocity, SpectralVelocity, direct_backend, spectral_degree, spectral_gap
+from ..kernels import DirectSum, DirectVelocity, SpectralVelocity, direct_backend, spectral_degree, spectral_gap
 from ..manifolds import for_points
 from ..model import AttentionModel
 from .points import as_beta, as_integer, as_points
@@ -55,7 +55,8 @@ class TokenField:
         self.backend = resolve_backend(model, backend, n)
         self._velocity: SpectralVelocity | DirectVelocity
         if self.backend == "spectral":
-            self._velocity = SpectralVelocity(model, for_points(model.d, spectral_degree(model)))
+            direct = DirectSum(model, direct_backend("auto"), block)  # for the rows the harmonic sums cannot resolve
+            self._velocity = SpectralVelocity(model, for_points(model.d, spectral_degree(model)), direct)
         else:
             self._velocity = DirectVelocity(model, self.backend, block)
 
@@ -76,7 +77,7 @@ def velocity(x, beta, model: str = "SA", Q=None, K=None, V=None, block: int | No
 
     ``backend``: "numpy" (blocked, ``block`` target rows at a time, default ⌊2^16/n⌋), "numba"
     (compiled and parallel over blocks of ``block`` rows, default 128), "spectral" (harmonic sums,
-    QᵀK = bI and d = 2, 3; to about 1e-12 of the largest speed), or "auto": spectral where it applies
+    QᵀK = bI and d = 2, 3; to 1e-10 of the largest speed), or "auto": spectral where it applies
     from SPECTRAL_TOKENS tokens on, else numba when it is installed, else numpy. Raises NumericalFailure if a velocity exceeds double precision.
     """
     x = as_points(x, "x")

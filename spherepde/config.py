@@ -503,6 +503,7 @@ class ParticlesConfig:
     backend: str = option("auto", kind="lower", check=lambda v: v in TOKEN_BACKENDS,
                           allowed=f"use one of {', '.join(map(repr, TOKEN_BACKENDS))}")
     save_points: bool = option(True, kind="bool")
+    compress: bool = option(False, kind="bool")
 
 
 @dataclass(frozen=True)

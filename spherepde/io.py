@@ -298,18 +298,21 @@ class RunFile:
                                  f"({_difference(saved, config_text)})")
             if "checkpoint" not in h5:
                 raise InputError(f"cannot resume {str(path)!r}: it holds no checkpoint")
-            grow = h5["t"].shape[0] != n_times
-        if grow:
+            grow = h5["t"].shape[0] != n_times or any(h5[name].compression for name in _fields(h5))
+        if grow:  # to the full length, contiguous again: the run writes into allocated space only
             _rewrite(path, n_times, "running", "")
         return cls(path)._open(h5py.File(path, "r+"))
 
     def finish(self, status: str, message: str = ""):
-        """Record how the run ended and close; a run that stopped early is trimmed to its saved snapshots
-        (kept untrimmed when the disk has no room for the trimmed copy: readers use the saved count)."""
-        if self.n_saved < self._h5["t"].shape[0]:
+        """Record how the run ended and close; a run that stopped early is trimmed to its saved snapshots,
+        and with the root attribute ``compress_snapshots`` its per-snapshot fields are gzip-compressed (both
+        in a copy that replaces the file; kept as it is when the disk has no room for the copy: readers use
+        the saved count)."""
+        compress = bool(self._h5.attrs.get("compress_snapshots", False))
+        if compress or self.n_saved < self._h5["t"].shape[0]:
             self._h5.close()
             try:
-                _rewrite(self.path, self.n_saved, status, message)
+                _rewrite(self.path, self.n_saved, status, message, compress)
                 return
             except InputError:
                 self._file = h5py.File(self.path, "r+")
@@ -411,8 +414,14 @@ class MemoryRun:
                 "diagnostics": {k: np.array(v) for k, v in self._diagnostics.items()}}
 
 
-def _rewrite(path: Path, n_total: int, status: str, message: str):
-    """Replace the run file by a copy whose per-snapshot datasets hold n_total rows (saved ones kept)."""
+#: gzip level of compressed per-snapshot fields: with byte shuffling, 10⁶ tokens on S² shrink to 0.87 (iid
+#: uniform) and 0.82 (clustered) of their size, at 0.5 s a snapshot (levels above 4 gain < 1 %).
+GZIP_LEVEL = 4
+
+
+def _rewrite(path: Path, n_total: int, status: str, message: str, compress: bool = False):
+    """Replace the run file by a copy whose per-snapshot datasets hold n_total rows (saved ones kept), its
+    per-snapshot fields gzip-compressed (one chunk a snapshot) with ``compress``, else contiguous and allocated."""
     tmp = _temporary(path)
     with _building(tmp, f"rewriting {str(path)!r}"), h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
         for key, value in src.attrs.items():
@@ -426,7 +435,12 @@ def _rewrite(path: Path, n_total: int, status: str, message: str):
         fields = _fields(src)
         for name in ["t", *fields, *(f"diagnostics/{k}" for k in src["diagnostics"])]:
             ds = src[name]
-            out = _preallocated(dst, name, (n_total, *ds.shape[1:]), ds.dtype, None if name in fields else _fill(ds.dtype))
+            shape = (n_total, *ds.shape[1:])
+            if compress and name in fields:
+                out = dst.create_dataset(name, shape=shape, dtype=ds.dtype, chunks=(1, *ds.shape[1:]), shuffle=True,
+                                         compression="gzip", compression_opts=GZIP_LEVEL, track_times=False)
+            else:
+                out = _preallocated(dst, name, shape, ds.dtype, None if name in fields else _fill(ds.dtype))
             for i in range(keep):  # one snapshot at a time: bounded memory
                 out[i] = ds[i]
         src.copy("checkpoint", dst)

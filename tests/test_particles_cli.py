@@ -210,6 +210,25 @@ def test_resume_after_an_interruption_is_bit_for_bit(tmp_path, monkeypatch, meth
     assert len(run["t"]) == 9 and run["status"] == "finished"
 
 
+def test_compressed_snapshots_hold_the_same_tokens_and_resume_bit_for_bit(tmp_path, monkeypatch):
+    """``compress = true``: the tokens are gzip-compressed when the run ends, also when it is interrupted; the
+    snapshots equal those of an uncompressed run bit for bit, the stored points are smaller, and --resume
+    (which writes into contiguous space again) completes the run bit for bit, compressed."""
+    text = GOOD.replace("t_end = 1.0", "t_end = 2.0")
+    solver.run(config.loads(text, config.resolve_particles), tmp_path / "plain.h5")
+    cfg = config.loads(text.replace("seed = 7", "seed = 7\ncompress = true"), config.resolve_particles)
+    restore = interrupt_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        solver.run(cfg, tmp_path / "packed.h5")
+    restore()
+    assert_same_run(tmp_path / "packed.h5", tmp_path / "plain.h5")
+    solver.run(cfg, tmp_path / "packed.h5", resume=True)
+    assert assert_same_run(tmp_path / "packed.h5", tmp_path / "plain.h5", 9)["status"] == "finished"
+    with h5py.File(tmp_path / "packed.h5") as packed, h5py.File(tmp_path / "plain.h5") as plain:
+        assert packed["points"].compression == "gzip" and plain["points"].compression is None
+        assert packed["points"].id.get_storage_size() < 0.95 * plain["points"].id.get_storage_size()
+
+
 def test_resume_refuses_another_config(tmp_path):
     (tmp_path / "c.toml").write_text(GOOD)
     assert spherepde("particles", tmp_path / "c.toml", "--out", tmp_path / "p.h5", "--quiet").returncode == 0

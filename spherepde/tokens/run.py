@@ -112,7 +112,10 @@ class TokenSimulation:
         return saved["points"]
 
     def layout(self) -> dict:
-        return {"attrs": {"manifold": self.kind, "backend": self.field.backend}}
+        attrs: dict[str, object] = {"manifold": self.kind, "backend": self.field.backend}
+        if self.cfg.particles.compress:
+            attrs["compress_snapshots"] = 1  # gzip the tokens when the run ends (spherepde.io.RunFile.finish)
+        return {"attrs": attrs}
 
     @staticmethod
     def describe(diag: dict) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .harmonics import LOG_MAX_FLOAT, funk_hecke, funk_hecke_over_beta
+from .linkage import root_of
 from .manifolds import Manifold
 from .model import AttentionModel
 
@@ -191,15 +192,6 @@ def _clusters(hood: np.ndarray, rho: np.ndarray, min_peak: float, min_relative: 
         if height[r] >= floor:
             settle(r)
     return np.array(found, dtype=np.intp), owner[basin]
-
-
-def root_of(parent, k: int) -> int:
-    """The root of k in the union-find forest ``parent`` (a list or an integer array: parent[r] = r at a root),
-    halving the path on the way."""
-    while parent[k] != k:
-        parent[k] = parent[parent[k]]
-        k = parent[k]
-    return k
 
 
 def cluster_count(

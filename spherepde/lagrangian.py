@@ -19,14 +19,14 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from .kernels import (DirectSum, DirectVelocity, PairwiseVelocity, SpectralVelocity, ZeroTemperaturePointVelocity,
                       direct_backend, kernel_degree, spectral_degree)
+from .linkage import linked_components
 from .manifolds import Manifold, with_degree
 from .model import AttentionModel
+
 
 @dataclass(frozen=True)
 class Points:
@@ -140,15 +140,11 @@ def from_density(manifold: Manifold, c: np.ndarray, degree: int) -> tuple[Points
 
 
 def merge(points: Points, distance: float) -> Points:
-    """The points with those closer than ``distance`` (radians) merged, by single linkage; unchanged (the same
-    object) when no two are that close."""
-    chord = 2.0 * np.sin(0.5 * distance)
-    pairs = cKDTree(points.x).query_pairs(chord, output_type="ndarray")
-    if not len(pairs):
+    """The points with those closer than ``distance`` (radians) merged, by single linkage (exact, O(n) memory:
+    :func:`spherepde.linkage.linked_components`); unchanged (the same object) when no two are that close."""
+    count, label = linked_components(points.x, 2.0 * np.sin(0.5 * distance))
+    if count == len(points.w):
         return points
-    n = len(points.w)
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    count, label = connected_components(graph, directed=False)
     w = np.bincount(label, points.w, minlength=count)
     centre = np.stack([np.bincount(label, points.w * xi, minlength=count) for xi in points.x.T], axis=1)
     centre = centre / np.linalg.norm(centre, axis=1, keepdims=True)

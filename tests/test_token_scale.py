@@ -117,27 +117,6 @@ def test_scalable_diagnostics_equal_the_pair_sums(d, layout, monkeypatch):
     assert fast[4:] == exact[4:]
 
 
-@settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**31), k=st.integers(1, 12), log_width=st.floats(-9, 0), log_delta=st.floats(-7, -0.5),
-       n=st.sampled_from([50, 400, 1500]), duplicates=st.booleans())
-def test_cell_components_equal_the_pair_graph(seed, k, log_width, log_delta, n, duplicates):
-    """The S² cluster count by cubes (O(n) memory) equals the components of the graph of all pairs, for k clusters
-    of tokens of any width relative to the link length (10⁻⁹ … 1 against δ from 10⁻⁷ to 0.3), with or without
-    tokens collapsed onto each other: counts exactly equal."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((k, 3))
-    x = centres[rng.integers(0, k, n)] + 10.0**log_width * rng.standard_normal((n, 3))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    if duplicates:
-        x = np.vstack([x, x[: n // 5]])
-    delta = 10.0**log_delta
-    gram = x @ x.T > 1 - delta
-    from scipy.sparse.csgraph import connected_components
-
-    expected = connected_components(gram, directed=False)[0]
-    assert token_diagnostics._linked_components(x, delta) == expected
-
-
 def test_a_spectral_token_run_records_its_backend(tmp_path):
     cfg = config.resolve_particles({"model": {"beta": 9.0}, "particles": {"n": 5000, "backend": "auto"},
                                     "time": {"t_end": 0.2, "save_every": 0.1}, "diagnostics": {"lmax": 8}})

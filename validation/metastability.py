@@ -120,11 +120,13 @@ CLUSTER_GAP = 0.1
 CLUSTER_MASS = 1e-3
 
 
-def point_clusters(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """The centres of the clusters of a snapshot of weighted points (single linkage at CLUSTER_GAP)."""
+def point_clusters(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The centres and masses of the clusters of a snapshot of weighted points (single linkage at CLUSTER_GAP:
+    O(n log n), also for 10⁶ tokens in a few tight clusters)."""
     alive = w > 0
     groups = lagrangian.merge(lagrangian.Points(x[alive], w[alive], np.arange(alive.sum())), CLUSTER_GAP)
-    return groups.x[groups.w >= CLUSTER_MASS]
+    keep = groups.w >= CLUSTER_MASS
+    return groups.x[keep], groups.w[keep]
 
 
 def lifetime(kind: str, beta: float, seed: int) -> dict | None:
@@ -135,7 +137,7 @@ def lifetime(kind: str, beta: float, seed: int) -> dict | None:
         "time": {"t_end": 1e14, "save_every": 1.0, "save_log_from": 20.0, "save_per_decade": 20, "rtol": 1e-9}})
     t, x, w = run["t"], run["fields"]["points"], run["fields"]["weights"]
     points = run["diagnostics"]["lagrangian"] == 1
-    centres = {k: point_clusters(x[k], w[k]) for k in np.flatnonzero(points)}
+    centres = {k: point_clusters(x[k], w[k])[0] for k in np.flatnonzero(points)}
     counts = np.array([len(centres[k]) if k in centres else 0 for k in range(len(t))])
     found = life.plateaus(t, counts)
     merges = life.merges(found)

@@ -3,9 +3,9 @@
 SA, β = 6 on S¹, ρ₀ = 1 + 0.15 (√2 cos 3θ + √2 sin 2θ) (modes [3, 0] and [2, 1]: three clusters of unequal
 mass and gap). The mean field is the PDE run that continues past its resolution as weighted points (lmax 256,
 DOPRI5 rtol 1e-9, snapshots every 0.5 to t = 10, then 200 per decade to t = 150); the tokens are n iid samples
-of ρ₀ (n = 10³ … 10⁶, harmonic sums for n ≥ 1024), DOPRI5 at rtol 1e-8, saved at the same times. Clusters of a snapshot, for both: the tokens or points sorted by angle,
-split where consecutive ones are more than 0.1 rad apart, groups of at least 10⁻³ of the mass (the definition
-of validation/metastability.py, §3). Reported per n and seed:
+of ρ₀ (n = 10³ … 10⁶, harmonic sums for n ≥ 1024), DOPRI5 at rtol 1e-8, saved at the same times. Clusters of a snapshot, for both: single linkage at
+0.1 rad (on S¹: sorted by angle, split where consecutive ones are further apart), groups of at least 10⁻³ of
+the mass (metastability.point_clusters, the definition of validation/metastability.py, §3). Reported per n and seed:
 
 - the time the three clusters form and the time of the first merge (the plateaus of the cluster count,
   spherepde.life), against the mean field's;
@@ -31,33 +31,20 @@ import numpy as np
 
 import common
 from meanfield_limit import manifold, sample
+from metastability import point_clusters
 from spherepde import life, tokens
 
 BETA = 6.0
 MODES = [[3, 0], [2, 1]]
 EPSILON = 0.15
 T_END = 150.0
-GAP = 0.1  # rad: consecutive tokens further apart start a new cluster
-MASS = 1e-3  # clusters lighter than this are stragglers
 COMPARE_AT = 20.0  # on the three-cluster plateau
 
 
 def clusters(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(angles, masses) of the clusters of points x on S¹ with weights w: split where sorted angles jump by > GAP."""
-    alive = w > 0
-    angle = np.mod(np.arctan2(x[alive, 1], x[alive, 0]), 2 * np.pi)
-    order = np.argsort(angle)
-    angle, weight = angle[order], w[alive][order]
-    gaps = np.diff(np.append(angle, angle[0] + 2 * np.pi))
-    cuts = np.flatnonzero(gaps > GAP)
-    if not len(cuts):
-        return np.array([np.angle(np.sum(weight * np.exp(1j * angle)))]), np.array([weight.sum()])
-    label = np.searchsorted(cuts, np.arange(len(angle)), side="left") % len(cuts)  # the wrap-around group joins the last
-    mass = np.bincount(label, weight, minlength=len(cuts))
-    centre = np.angle(np.bincount(label, weight * np.cos(angle), minlength=len(cuts))
-                      + 1j * np.bincount(label, weight * np.sin(angle), minlength=len(cuts)))
-    keep = mass >= MASS
-    return np.mod(centre[keep], 2 * np.pi), mass[keep]
+    """(angles, masses) of the clusters of points x on S¹ with weights w (metastability.point_clusters)."""
+    centres, masses = point_clusters(x, w)
+    return np.mod(np.arctan2(centres[:, 1], centres[:, 0]), 2 * np.pi), masses
 
 
 def history(t: np.ndarray, snapshots) -> dict:

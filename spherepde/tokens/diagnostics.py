@@ -8,20 +8,18 @@ close pairs by a k-d tree's dual-tree count, clusters from cubes of the link len
 neighbouring cubes (S²) or from the sorted angles (S¹) — all exact, O(n log n) time and O(n) memory."""
 from __future__ import annotations
 
-import itertools
 from typing import Optional
 
 import numpy as np
 from scipy.special import betaincinv, exprel
 
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from ..diagnostics import energies, root_of
+from ..diagnostics import energies
 from ..errors import InputError
 from ..harmonics import kernel_bandwidth, zonal_harmonics
 from ..kernels import rows_per_block
+from ..linkage import FLAT_TREE, linked_components
 from ..manifolds import for_points
 from ..model import USA_MAX_CONCENTRATION, AttentionModel
 from .points import as_beta, as_integer, as_points
@@ -29,15 +27,6 @@ from .points import as_beta, as_integer, as_points
 #: Up to this many tokens the diagnostics sum over all pairs (exact, O(n²)); beyond, on S¹ and S², the
 #: O(n log n) paths of the module docstring (the same quantities: tested against each other).
 GRAM_TOKENS = 4000
-
-#: k-d tree options for counting and range queries: unbalanced, nodes not shrunk to their points. With scipy's
-#: defaults a dual-tree count of 10⁶ tokens in six tight clusters took 400 s instead of 0.7 s (in a uniform
-#: cloud 6.2 s instead of 4.5 s).
-_FLAT_TREE = dict(balanced_tree=False, compact_nodes=False)
-
-#: Groups whose candidate links `_cell_components` looks up at a time (the k-d tree answers with Python lists:
-#: about 36 bytes a neighbour, up to a hundred neighbours a group in a clustering state).
-_GROUP_CHUNK = 4096
 
 #: Threshold of `close_pair_fraction`: pairs with ⟨x_i, x_j⟩ > 0.999 (angle < 2.56°).
 CLOSE_PAIR_COS = 0.999
@@ -128,7 +117,7 @@ def close_pair_fraction(points, block: Optional[int] = None) -> float:
     if n == 1:
         return float("nan")
     if _scalable(x):  # ⟨x,y⟩ > c ⇔ |x − y| < √(2(1 − c)); the dual-tree count includes the n pairs i = j
-        tree = cKDTree(x, **_FLAT_TREE)
+        tree = cKDTree(x, **FLAT_TREE)
         count = int(tree.count_neighbors(tree, np.nextafter(np.sqrt(2 * (1 - CLOSE_PAIR_COS)), 0)))
         return float((count - n) / (n * (n - 1)))
     count = _pair_sum(x, lambda gram: np.count_nonzero(gram > CLOSE_PAIR_COS, axis=0), block)
@@ -167,8 +156,8 @@ def cluster_count(points, delta: Optional[float] = None, block: Optional[int] = 
     x = as_points(points)
     n, d = x.shape
     delta = cluster_threshold(n, d) if delta is None else _as_delta(delta)
-    if _scalable(x):
-        return _linked_components(x, delta)
+    if _scalable(x):  # ⟨x,y⟩ > 1 − δ ⇔ |x − y| < √(2δ)
+        return linked_components(x, np.sqrt(2 * delta))[0]
     labels = np.arange(n)
     while True:
         new = labels.copy()
@@ -186,106 +175,6 @@ def cluster_count(points, delta: Optional[float] = None, block: Optional[int] = 
         if np.array_equal(new, labels):
             return int(np.unique(labels).size)
         labels = new
-
-
-def _linked_components(x: np.ndarray, delta: float) -> int:
-    """Components of the graph linking ⟨x_i,x_j⟩ > 1 − δ, i.e. |x_i − x_j| < c = √(2δ), for tokens on S¹ or S²,
-    in O(n log n) time and O(n) memory.
-
-    S¹: sorted by angle, consecutive tokens link when their gap is below the link length (and the last with
-    the first across 2π). S²: :func:`_cell_components`."""
-    n, d = x.shape
-    chord = np.sqrt(2 * delta)  # |x − y|² = 2 − 2⟨x,y⟩ < 2δ
-    if d == 2:
-        angle = np.sort(np.arctan2(x[:, 1], x[:, 0]))
-        gaps = np.diff(np.append(angle, angle[0] + 2 * np.pi))
-        breaks = int(np.count_nonzero(2 * np.sin(gaps / 2) >= chord))
-        return max(breaks, 1)
-    return _cell_components(x, chord)
-
-
-def _cell_components(x: np.ndarray, chord: float) -> int:
-    """Components of the graph linking |x_i − x_j| < chord, exactly, by cubes of side h = chord/√3 in R^d.
-
-    Tokens in one cube are within its diagonal, below the chord: linked, one group each. Two groups can
-    only link when their bounding boxes come closer than the chord: such pairs are found among the groups'
-    centres by a k-d tree (radius chord + both boxes' half diagonals). A pair whose boxes are entirely within
-    the chord of each other is linked; the others ("ambiguous") are decided only while their groups are
-    still in different components, by a nearest-neighbour query of one group's tokens in the other's tree.
-    Unlike a Delaunay triangulation (qhull: about 700 bytes a token) this needs O(n)
-    memory, and a clustered state (many tokens, few cubes) is as cheap as a uniform one."""
-    h = chord / np.sqrt(x.shape[1]) * (1 - 1e-12)  # the diagonal strictly below the chord
-    group, size = _cubes(np.floor(x / h).astype(np.int64))
-    m = len(size)
-    order = np.argsort(group, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(size)[:-1]])
-    sorted_x = x[order]
-    centre, half = np.minimum.reduceat(sorted_x, starts), np.maximum.reduceat(sorted_x, starts)
-    half -= centre
-    half /= 2
-    centre += half  # in place: the boxes' centres and half sides (every array of m rows counts at 10⁶ tokens)
-    reach = chord + 2 * float(np.max(np.linalg.norm(half, axis=1)))
-    tree = cKDTree(centre, **_FLAT_TREE)
-    sure_parts, maybe_parts = [], []
-    for first in range(0, m, _GROUP_CHUNK):  # candidate pairs chunk by chunk: O(chunk · neighbours) memory
-        rows = np.arange(first, min(m, first + _GROUP_CHUNK))
-        near = tree.query_ball_point(centre[rows], reach, return_sorted=False)
-        a = np.repeat(rows, [len(k) for k in near])
-        b = np.fromiter(itertools.chain.from_iterable(near), dtype=np.int64, count=len(a))
-        forward = a < b  # each pair once
-        a, b = a[forward], b[forward]
-        distance = np.abs(centre[a] - centre[b])
-        gap = np.linalg.norm(np.maximum(distance - half[a] - half[b], 0), axis=1)  # the boxes' nearest points
-        span = np.linalg.norm(distance + half[a] + half[b], axis=1)  # and farthest
-        sure, maybe = span < chord, (gap < chord) & (span >= chord)
-        sure_parts.append(_spanning_forest(a[sure], b[sure]))
-        maybe_parts.append(np.stack([a[maybe], b[maybe]]).astype(np.int32))
-    certain, ambiguous = np.concatenate(sure_parts, axis=1), np.concatenate(maybe_parts, axis=1)
-    graph = coo_matrix((np.ones(certain.shape[1], dtype=np.int8), (certain[0], certain[1])), shape=(m, m))
-    count, label = connected_components(graph, directed=False)
-    parent = np.arange(count)  # union-find over those components (an array: 8 bytes each, 10⁶ of them here)
-
-    def members(g):
-        return sorted_x[starts[g]:starts[g] + size[g]]
-
-    bound = np.nextafter(chord, 0)
-    for i, j in zip(*ambiguous.tolist()):
-        ri, rj = root_of(parent, label[i]), root_of(parent, label[j])
-        if ri == rj:
-            continue
-        if size[i] > size[j]:
-            i, j = j, i
-        if np.isfinite(cKDTree(members(j)).query(members(i), distance_upper_bound=bound)[0]).any():
-            parent[ri] = rj
-            count -= 1
-    return int(count)
-
-
-def _cubes(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The cube index of each token (0 … m−1) and the number of tokens in each cube, for integer cells (n, d):
-    one integer key per cell where the cells' range allows (a 1-d sort), the rows themselves otherwise."""
-    low = cells.min(axis=0)
-    extent = cells.max(axis=0) - low + 1
-    if float(np.prod(extent.astype(float))) < 2.0**62:
-        key = np.ravel_multi_index(tuple((cells - low).T), tuple(int(e) for e in extent))
-        _, group, size = np.unique(key, return_inverse=True, return_counts=True)
-    else:
-        _, group, size = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
-    return group.ravel(), size
-
-
-def _spanning_forest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Edges (2, k) with the components of the edges (a, b), one per vertex: each vertex to its component's first
-    vertex (k ≤ the vertices, often far fewer than the edges: a chunk's links among dense cubes)."""
-    if not len(a):
-        return np.empty((2, 0), dtype=np.int32)
-    vertices, ends = np.unique(np.concatenate([a, b]), return_inverse=True)
-    k = len(vertices)
-    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (ends[:len(a)], ends[len(a):])), shape=(k, k))
-    _, component = connected_components(graph, directed=False)
-    first = np.zeros(component.max() + 1, dtype=np.int64)
-    first[component[::-1]] = np.arange(k)[::-1]  # the first vertex of each component
-    return np.stack([vertices, vertices[first[component]]]).astype(np.int32)
 
 
 def _zonal_column_sums(gram, lmax: int, d: int) -> np.ndarray:

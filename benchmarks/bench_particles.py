@@ -1,6 +1,6 @@
 """Cost of one RK4 step of the n-token system: the package's backends against plain references.
 
-    .venv/bin/python benchmarks/bench_particles.py [--max-n 1000000] [--max-direct-n 32000] [--max-matrix-n 8000]
+    .venv/bin/python benchmarks/bench_particles.py [--start-n 250] [--max-n 1000000] [--max-direct-n 32000] [--max-matrix-n 8000]
         [--max-double-n 500] [--beta 9] [--model SA] [--d 3] [--matrices identity|random]
 
 Velocity fields, the same RK4 step:
@@ -16,8 +16,9 @@ Velocity fields, the same RK4 step:
 With ``--matrices identity`` (default) B = QᵀK = I, with ``random`` a fixed random Q, K, V
 (the general path of both backends). All fields are timed side by side in this run (best of
 3 interleaved rounds, so that a change of machine load hits all alike) and checked to agree.
-Peak memory of one velocity evaluation is measured with tracemalloc (numpy reports its
-buffers to it; numba's are O(n·d)). The cost should grow like n²: ns/pair is the time per
+Peak memory of one velocity evaluation (numpy, matrix, spectral) is measured with tracemalloc (numpy
+reports its buffers to it; numba's are O(n·d); ducc0's internal buffers are not counted), and the
+process's peak resident memory at the end. n doubles from --start-n (1221 reaches 10⁷ on S¹). The cost should grow like n²: ns/pair is the time per
 RK4 step over 4n² pairs.
 """
 import argparse
@@ -107,6 +108,7 @@ def cpu_name():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--start-n", type=int, default=250)
     parser.add_argument("--max-n", type=int, default=1_000_000)
     parser.add_argument("--max-direct-n", type=int, default=32000, help="largest n for the O(n²) package backends")
     parser.add_argument("--max-matrix-n", type=int, default=8000, help="largest n for the n×n matrix")
@@ -141,8 +143,8 @@ def main():
     names = list(fields)
     print(f"{'n':>6} " + " ".join(f"{name + ' s':>13}" for name in names) + " "
           + " ".join(f"{name + '/' + base:>18}" for name in names if name != base)
-          + f" {base + ' ns/pair':>16} {'numpy ns/pair':>13} {'MB numpy':>8} {'MB matrix':>9} {'max |diff|':>10}")
-    n = 250
+          + f" {base + ' ns/pair':>16} {'numpy ns/pair':>13} {'MB numpy':>8} {'MB matrix':>9} {'MB spectral':>11} {'max |diff|':>10}")
+    n = args.start_n
     while n <= args.max_n:
         x = initial_tokens("uniform", n, d, seed=0)
         h = 1e-3
@@ -161,13 +163,13 @@ def main():
         base_time, numpy_time = (base_time * (n / n0) ** 2, numpy_time * (n / n0) ** 2)
         mark = "" if base in times else "*"
         memory = {name: peak_megabytes(lambda f=fields[name]: f(x)) if name in timed else np.nan
-                  for name in ("numpy", "matrix")}
+                  for name in ("numpy", "matrix", "spectral")}
         cells = [f"{times[name]:>13.4f}" if name in times else f"{'—':>13}" for name in names]
         ratios = [f"{times[name] / base_time:>17.3g}{mark}" if name in times else f"{'—':>18}"
                   for name in names if name != base]
         print(f"{n:>7} " + " ".join(cells) + " " + " ".join(ratios)
               + f" {base_time / (4 * n * n) * 1e9:>15.2f}{mark} {numpy_time / (4 * n * n) * 1e9:>13.2f}"
-              + f" {memory['numpy']:>8.1f} {memory['matrix']:>9.1f} {diff:>10.1e}", flush=True)
+              + f" {memory['numpy']:>8.1f} {memory['matrix']:>9.1f} {memory['spectral']:>11.1f} {diff:>10.1e}", flush=True)
         n *= 2
     print(f"# * extrapolated like n² from n = {last_direct[0]} (the direct backends are not run beyond --max-direct-n)")
     print(f"# peak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MB")

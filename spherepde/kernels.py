@@ -408,7 +408,9 @@ class SpectralVelocity:
         u = points.gradient(c * self.potential)
         if self.normal is not None:
             u = project(x, (u + x * points.synthesis(c * self.normal)[:, None]) @ self.model.V.T)
-        z = points.synthesis(c * self.kernel) if self.model.normalized or self._check_rows else None
+        if not (self.model.normalized or self._check_rows):
+            return u * self.prefactor, None
+        z = points.synthesis(c * self.kernel)
         X = u / z[:, None] if self.model.normalized else u * self.prefactor
         if self._check_rows:
             self._sum_directly(x, w, X, z)
@@ -416,7 +418,7 @@ class SpectralVelocity:
 
     def _sum_directly(self, x, w, X, z) -> None:
         """Overwrite X (and Z̃) at the rows with Z̃ < DIRECT_ROW_FRACTION of its peak by the direct sum."""
-        assert self.direct is not None and z is not None
+        assert self.direct is not None
         rows = np.flatnonzero(z < DIRECT_ROW_FRACTION * self._peak * np.sum(np.abs(w)))
         if rows.size:
             targets = x[rows]

@@ -24,6 +24,7 @@ typecheck: setup  ## mypy on the package (CI runs it)
 bench: setup  ## RHS vs the transforms it needs (S², in a whole run, S¹, general B); weighted points; Dedalus if installed; about 10 minutes
 	$(PY) benchmarks/bench_rhs.py
 	$(PY) benchmarks/bench_run.py
+	$(PY) benchmarks/bench_band.py
 	$(PY) benchmarks/bench_circle.py
 	$(PY) benchmarks/bench_quadrature.py
 	$(PY) benchmarks/bench_points.py

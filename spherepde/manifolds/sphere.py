@@ -71,6 +71,13 @@ def _fft_size(n: int) -> int:
         n += 2
 
 
+#: From this many grid points the kernel's band is synthesized by :class:`_Band` (ducc0's Legendre sums and one FFT
+#: per latitude); below, SHTns' truncated transform is faster. Measured at degree 28–30, one thread: synthesis
+#: 0.024 against SHTns' 0.019 ms on 96 × 192, 0.041 against 0.063 ms on 144 × 288, 0.16 against 0.26 ms on
+#: 272 × 560; the gradient likewise (0.039/0.034, 0.076/0.124, 0.32/0.51 ms).
+BAND_POINTS = 2**15
+
+
 class Sphere(Manifold):
     """Spectral discretization of S² ⊂ R³ with truncation degree ``lmax``."""
 
@@ -172,10 +179,13 @@ class Sphere(Manifold):
         return gt, gp
 
     def truncated(self, degree: int) -> "Sphere | None":
-        """The sphere of lmax = ``degree`` on this Gauss grid: its transforms cost about (degree/lmax) of these
-        in the Legendre part (the longitudinal FFTs stay), so the kernel's band (≈ 8√β) is cheap at large lmax."""
-        nlat, nphi = self.grid_shape
-        return Sphere(degree, self.threads, (nlat, nphi)) if 2 <= degree < self.lmax else None
+        """The sphere of lmax = ``degree`` on this Gauss grid (:class:`_Band` from BAND_POINTS grid points on): its
+        Legendre sums cost about (degree/lmax) of these (the longitudinal FFTs stay), so the kernel's band (≈ 8√β)
+        is cheap at large lmax."""
+        if not 2 <= degree < self.lmax:
+            return None
+        band = _Band if self.grid_shape[0] * self.grid_shape[1] >= BAND_POINTS else Sphere
+        return band(degree, self.threads, self.grid_shape)
 
     def coefficient_indices(self, other: "Manifold") -> np.ndarray:
         """Positions of ``other``'s (l, m) in this layout: c[indices] are the coefficients of degree ≤ other.lmax."""
@@ -324,6 +334,45 @@ class _SpherePoints:
         out[:, 1] = radial * sp + g_phi * cp
         out[:, 2] = -g_theta * np.sin(theta)
         return out
+
+
+class _Band(Sphere):
+    """A sphere of low degree on a larger sphere's Gauss grid, for band-limited fields (the kernel's): synthesis as
+    ducc0's Legendre sums for m ≤ lmax at the grid's latitudes, then one inverse real FFT of length n_φ per latitude
+    whose spectrum above lmax stays zero. SHTns' own synthesis at lmax 30 on 272 × 560 costs 1.5 times as much
+    (measured: docs/performance.md); the values agree to its polar threshold (10⁻¹⁰ relative). On one thread
+    whatever the sphere's: the work is small, and ducc0's threads would compete with SHTns' OpenMP threads, which
+    keep spinning after each transform."""
+
+    def __init__(self, lmax: int, nthreads: int, grid_shape: tuple[int, int]):
+        super().__init__(lmax, nthreads, grid_shape)
+        orders = np.arange(lmax + 1)
+        self._orders = orders.astype(np.uintp)
+        self._starts = np.array([self._sh.idx(int(m), int(m)) - int(m) for m in orders], dtype=np.uintp)
+        nlat, nphi = grid_shape
+        self._spectra = {spin: np.zeros((1 + spin, nlat, nphi // 2 + 1), complex) for spin in (0, 1)}  # 0 above lmax
+        self._gradient = np.empty((2, nlat, nphi))
+
+    def _spectrum(self, c: np.ndarray, spin: int) -> np.ndarray:
+        """Σ_l c_lm Λ_lm(θ_j) (spin 0) or its gradient's components (spin 1) for m ≤ lmax, in the latitude's
+        Fourier spectrum."""
+        spectrum = self._spectra[spin]
+        ducc0.sht.alm2leg(alm=np.ascontiguousarray(c, dtype=complex)[None], lmax=self.lmax, theta=self.theta, spin=spin,
+                          mval=self._orders, mstart=self._starts, mode="DERIV1" if spin else "STANDARD",
+                          nthreads=1, leg=spectrum[..., : self.lmax + 1])
+        return spectrum
+
+    def synthesis(self, c: np.ndarray) -> np.ndarray:
+        """Grid values of Σ c_lm Y_l^m (a new array)."""
+        nphi = self.grid_shape[1]
+        return ducc0.fft.c2r(self._spectrum(c, 0), axes=(2,), lastsize=nphi, forward=False)[0]
+
+    def gradient(self, p: np.ndarray):
+        """(∂_θ u, ∂_φ u / sin θ) on the grid for u = Σ p Y (work buffers)."""
+        nphi = self.grid_shape[1]
+        ducc0.fft.c2r(self._spectrum(p, 1), axes=(2,), lastsize=nphi, forward=False,
+                      out=self._gradient)
+        return self._gradient[0], self._gradient[1]
 
 
 @functools.lru_cache(maxsize=16)

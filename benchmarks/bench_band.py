@@ -1,0 +1,62 @@
+"""The kernel's band on a large Gauss grid: ducc0's Legendre sums + one inverse FFT per latitude (spherepde's
+``Sphere.truncated`` from BAND_POINTS grid points on) against SHTns' transform truncated at the same degree.
+
+For lmax = 63, 127, 255 (β = 9, one thread), on the grid the run uses (the 3/2 grid for SA, the smallest exact
+grid for USA), in interleaved rounds (the least time of each): the band's synthesis and gradient both ways, and
+one whole right-hand side with either band, as a multiple of one SHTns analysis + synthesis pair at lmax.
+
+    .venv/bin/python benchmarks/bench_band.py [--rounds 5]
+"""
+import argparse
+import os
+import platform
+
+import numpy as np
+from timing import best_time
+
+from spherepde import config, solver
+from spherepde.manifolds.sphere import Sphere, _Band
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    print(f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, one thread")
+    print(f"{'lmax':>5} {'model':>5} {'grid':>9} {'L':>3} {'synth ducc0/SHTns':>18} {'grad ducc0/SHTns':>17}"
+          f" {'RHS/pair SHTns band':>20} {'RHS/pair ducc0 band':>20}")
+    for lmax in (63, 127, 255):
+        for name in ("SA", "USA"):
+            cfg = config.resolve({"model": {"name": name, "beta": 9.0}, "domain": {"lmax": lmax},
+                                  "initial": {"kind": "perturbed_uniform", "amplitude": 1e-3, "seed": 0},
+                                  "time": {"t_end": 1e-6, "save_every": 1e-6, "method": "rk4", "dt": 1e-6},
+                                  "numerics": {"threads": 1}})
+            sim = solver.Simulation(cfg)
+            equation, c = sim.equation, sim.initial_state()
+            attention, sphere = equation.attention, equation.manifold
+            L, shape = attention.band.lmax, sphere.grid_shape
+            bands = {"SHTns": Sphere(L, 1, shape), "ducc0": _Band(L, 1, shape)}
+            p = c[attention.select] * attention.potential
+            f, spec = np.empty(shape), np.empty(sphere.size, complex)
+
+            def rhs(band):
+                attention.band = band
+                return equation(0.0, c)
+
+            timers = {"pair": lambda: (sphere._sh.SH_to_spat(c, f), sphere._sh.spat_to_SH(f, spec))}
+            for label, band in bands.items():
+                timers[f"synth {label}"] = lambda band=band: band.synthesis(p)
+                timers[f"grad {label}"] = lambda band=band: band.gradient(p)
+                timers[f"rhs {label}"] = lambda band=band: rhs(band)
+            best = dict.fromkeys(timers, np.inf)
+            for _ in range(args.rounds):  # interleaved: a change of load hits all alike
+                for key, fn in timers.items():
+                    best[key] = min(best[key], best_time(fn, 5))
+            print(f"{lmax:>5} {name:>5} {shape[0]:>4}x{shape[1]:<4} {L:>3} {best['synth ducc0'] / best['synth SHTns']:>18.2f}"
+                  f" {best['grad ducc0'] / best['grad SHTns']:>17.2f} {best['rhs SHTns'] / best['pair']:>20.2f}"
+                  f" {best['rhs ducc0'] / best['pair']:>20.2f}", flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,9 +12,10 @@ import os
 import platform
 
 import numpy as np
+from bench_run import configuration
 from timing import best_time
 
-from spherepde import config, solver
+from spherepde import solver
 from spherepde.manifolds.sphere import Sphere, _Band
 
 
@@ -27,11 +28,7 @@ def main():
           f" {'RHS/pair SHTns band':>20} {'RHS/pair ducc0 band':>20}")
     for lmax in (63, 127, 255):
         for name in ("SA", "USA"):
-            cfg = config.resolve({"model": {"name": name, "beta": 9.0}, "domain": {"lmax": lmax},
-                                  "initial": {"kind": "perturbed_uniform", "amplitude": 1e-3, "seed": 0},
-                                  "time": {"t_end": 1e-6, "save_every": 1e-6, "method": "rk4", "dt": 1e-6},
-                                  "numerics": {"threads": 1}})
-            sim = solver.Simulation(cfg)
+            sim = solver.Simulation(configuration(name, lmax, steps=1, threads=1))
             equation, c = sim.equation, sim.initial_state()
             attention, sphere = equation.attention, equation.manifold
             L, shape = attention.band.lmax, sphere.grid_shape

@@ -184,8 +184,9 @@ class Sphere(Manifold):
         is cheap at large lmax."""
         if not 2 <= degree < self.lmax:
             return None
-        band = _Band if self.grid_shape[0] * self.grid_shape[1] >= BAND_POINTS else Sphere
-        return band(degree, self.threads, self.grid_shape)
+        nlat, nphi = self.grid_shape
+        band = _Band if nlat * nphi >= BAND_POINTS else Sphere
+        return band(degree, self.threads, (nlat, nphi))
 
     def coefficient_indices(self, other: "Manifold") -> np.ndarray:
         """Positions of ``other``'s (l, m) in this layout: c[indices] are the coefficients of degree ≤ other.lmax."""

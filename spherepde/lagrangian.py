@@ -23,7 +23,7 @@ from scipy.spatial import cKDTree
 
 from .kernels import (DirectSum, DirectVelocity, PairwiseVelocity, SpectralVelocity, ZeroTemperaturePointVelocity,
                       direct_backend, kernel_degree, spectral_degree)
-from .linkage import linked_components
+from .linkage import any_link, linked_components
 from .manifolds import Manifold, with_degree
 from .model import AttentionModel
 
@@ -142,9 +142,10 @@ def from_density(manifold: Manifold, c: np.ndarray, degree: int) -> tuple[Points
 def merge(points: Points, distance: float) -> Points:
     """The points with those closer than ``distance`` (radians) merged, by single linkage (exact, O(n) memory:
     :func:`spherepde.linkage.linked_components`); unchanged (the same object) when no two are that close."""
-    count, label = linked_components(points.x, 2.0 * np.sin(0.5 * distance))
-    if count == len(points.w):
+    chord = 2.0 * np.sin(0.5 * distance)
+    if not any_link(points.x, chord):  # the common case: merging is rare once clusters are points
         return points
+    count, label = linked_components(points.x, chord)
     w = np.bincount(label, points.w, minlength=count)
     centre = np.stack([np.bincount(label, points.w * xi, minlength=count) for xi in points.x.T], axis=1)
     centre = centre / np.linalg.norm(centre, axis=1, keepdims=True)

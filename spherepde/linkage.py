@@ -34,22 +34,17 @@ def linked_components(x: np.ndarray, chord: float) -> tuple[int, np.ndarray]:
     """(count, labels): the components of the graph linking |x_i − x_j| < chord, and each point's component
     (0 … count−1, numbered in order of first appearance). Points on the unit circle (d = 2): by their sorted
     angles; any other d: :func:`_cell_components`."""
-    n = len(x)
-    if n == 0:
+    if len(x) == 0:
         return 0, np.zeros(0, dtype=np.int64)
-    if x.shape[1] == 2:
-        labels = _circle_components(x, chord)
-    elif not _any_link(x, chord):  # the common case when merging points: none that close
-        return n, np.arange(n)
-    else:
-        labels = _cell_components(x, chord)
+    labels = _circle_components(x, chord) if x.shape[1] == 2 else _cell_components(x, chord)
     _, first, labels = np.unique(labels, return_index=True, return_inverse=True)
     order = np.argsort(np.argsort(first))  # renumber the components by their first point
     return len(first), order[labels.ravel()]
 
 
-def _any_link(x: np.ndarray, chord: float) -> bool:
-    """Whether some two points are closer than ``chord``: nearest neighbours within it, O(n log n)."""
+def any_link(x: np.ndarray, chord: float) -> bool:
+    """Whether some two points are closer than ``chord``: nearest neighbours within it, O(n log n) — cheaper
+    than :func:`linked_components` (at 20 000 points on S² with no link 8 against 32 ms) where links are rare."""
     if len(x) < 2:
         return False
     distance, _ = cKDTree(x, **FLAT_TREE).query(x, k=2, distance_upper_bound=np.nextafter(chord, 0))

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import pdist, squareform
 
-from spherepde.linkage import linked_components
+from spherepde.linkage import any_link, linked_components
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
@@ -21,7 +21,7 @@ def test_components_equal_those_of_the_pair_graph(seed, d, k, log_width, log_cho
     """k clusters of unit vectors of any width relative to the chord (10⁻⁹ … 1 against chords 10⁻⁷ … 1), on the
     circle (sorted angles), S² and S⁴ (cubes), with or without points on top of each other: the count equals
     that of the graph of all pairs closer than the chord, and the labels make the same partition, numbered
-    by first appearance."""
+    by first appearance; `any_link` says whether any two points are linked."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((k, d))
     x = centres[rng.integers(0, k, n)] + 10.0**log_width * rng.standard_normal((n, d))
@@ -32,4 +32,5 @@ def test_components_equal_those_of_the_pair_graph(seed, d, k, log_width, log_cho
     expected_count, expected = connected_components(squareform(pdist(x)) < chord, directed=False)
     count, labels = linked_components(x, chord)
     assert count == expected_count and same_partition(labels, expected)
+    assert any_link(x, chord) == (count < len(x))
     assert np.array_equal(np.unique(labels, return_index=True)[1], np.sort(np.unique(labels, return_index=True)[1]))

@@ -133,9 +133,8 @@ class FunkHeckeVelocity:
                 "K*rho is no longer positive on the grid: the density has lost resolution "
                 f"(min rho = {np.min(rho):.3g}); rerun with a larger lmax"
             )
-        scale = np.reciprocal(kr)
         for g in grad:  # in place: work buffers of this evaluation, no allocation per call
-            g *= scale
+            np.divide(g, kr, out=g)
         return rho, grad, kr
 
 

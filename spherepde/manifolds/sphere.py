@@ -200,10 +200,6 @@ class Sphere(Manifold):
         self._sh.spat_to_SHsphtor(np.ascontiguousarray(v[0]), np.ascontiguousarray(v[1]), s, t)
         return -self._laplace * s
 
-    def speed(self, v) -> np.ndarray:
-        """|v| on the grid."""
-        return np.hypot(v[0], v[1])
-
     # quadratic functionals (σ-normalized real coefficients) -------------------
     def degree_energy(self, c: np.ndarray) -> np.ndarray:
         """Σ_m a_lm² for l = 0..lmax."""

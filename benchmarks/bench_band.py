@@ -3,7 +3,10 @@
 
 For lmax = 63, 127, 255 (β = 9, one thread), on the grid the run uses (the 3/2 grid for SA, the smallest exact
 grid for USA), in interleaved rounds (the least time of each): the band's synthesis and gradient both ways, and
-one whole right-hand side with either band, as a multiple of one SHTns analysis + synthesis pair at lmax.
+one whole right-hand side with either band, as a multiple of one SHTns analysis + synthesis pair at lmax; then where
+the time of a right-hand side with the run's own band goes, in pairs: the synthesis of ρ, the kernel's band fields
+(the gradient, and K̃∗ρ for SA), the analysis of the flux ρX (SHTns' vector analysis) and the rest (the pointwise
+products and quotients, the copies): the first three are the transforms the scheme cannot do without.
 
     .venv/bin/python benchmarks/bench_band.py [--rounds 5]
 """
@@ -13,7 +16,7 @@ import platform
 
 import numpy as np
 from bench_run import configuration
-from timing import best_time
+from timing import best_time, cpu_ticks, stolen_since
 
 from spherepde import solver
 from spherepde.manifolds.sphere import Sphere, _Band
@@ -24,8 +27,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     print(f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, one thread")
+    ticks = cpu_ticks()
     print(f"{'lmax':>5} {'model':>5} {'grid':>9} {'L':>3} {'synth ducc0/SHTns':>18} {'grad ducc0/SHTns':>17}"
-          f" {'RHS/pair SHTns band':>20} {'RHS/pair ducc0 band':>20}")
+          f" {'RHS/pair SHTns band':>20} {'RHS/pair ducc0 band':>20} {'parts: rho':>11} {'band':>5} {'flux':>5} {'rest':>5}")
     for lmax in (63, 127, 255):
         for name in ("SA", "USA"):
             sim = solver.Simulation(configuration(name, lmax, steps=1, threads=1))
@@ -40,7 +44,12 @@ def main():
                 attention.band = band
                 return equation(0.0, c)
 
-            timers = {"pair": lambda: (sphere._sh.SH_to_spat(c, f), sphere._sh.spat_to_SH(f, spec))}
+            own = attention.band
+            X = tuple(x.copy() for x in equation.velocity(c)[1])
+            timers = {"pair": lambda: (sphere._sh.SH_to_spat(c, f), sphere._sh.spat_to_SH(f, spec)),
+                      "rho": lambda: sphere.synthesis(c), "flux": lambda: sphere.divergence(X),
+                      "band": lambda: (own.gradient(p), own.synthesis(p) if name == "SA" else None),
+                      "rhs": lambda: rhs(own)}
             for label, band in bands.items():
                 timers[f"synth {label}"] = lambda band=band: band.synthesis(p)
                 timers[f"grad {label}"] = lambda band=band: band.gradient(p)
@@ -51,8 +60,10 @@ def main():
                     best[key] = min(best[key], best_time(fn, 5))
             print(f"{lmax:>5} {name:>5} {shape[0]:>4}x{shape[1]:<4} {L:>3} {best['synth ducc0'] / best['synth SHTns']:>18.2f}"
                   f" {best['grad ducc0'] / best['grad SHTns']:>17.2f} {best['rhs SHTns'] / best['pair']:>20.2f}"
-                  f" {best['rhs ducc0'] / best['pair']:>20.2f}", flush=True)
-    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+                  f" {best['rhs ducc0'] / best['pair']:>20.2f} {best['rho'] / best['pair']:>11.2f} {best['band'] / best['pair']:>5.2f}"
+                  f" {best['flux'] / best['pair']:>5.2f} {(best['rhs'] - best['rho'] - best['band'] - best['flux']) / best['pair']:>5.2f}",
+                  flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}; {stolen_since(ticks)}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_run import rhs_in_run
+from timing import cpu_ticks, stolen_since
 
 from spherepde.dynamics import ContinuityEquation
 from spherepde.manifolds import Sphere
@@ -82,6 +83,7 @@ def main():
         return
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
           f"USA, beta = {BETA:g}, one thread each")
+    ticks = cpu_ticks()
     print(f"{'lmax':>5} {'same RHS to':>12} {'Dedalus ms':>11} {'spherepde ms':>13} {'ratio':>7}")
     model = AttentionModel("USA", BETA)
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,7 +98,7 @@ def main():
             theirs = min(dedalus(python, "time", lmax, path, 10 if lmax >= 255 else 40)["per_rhs"] for _ in range(args.repeat))
             ours = rhs_in_run("USA", lmax, 1, args.repeat)
             print(f"{lmax:>5} {agreement:>12.1e} {theirs * 1e3:>11.3f} {ours * 1e3:>13.3f} {theirs / ours:>7.1f}", flush=True)
-    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}; {stolen_since(ticks)}")
 
 
 if __name__ == "__main__":

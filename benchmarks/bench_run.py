@@ -5,22 +5,24 @@ For lmax = 127 and 255 on S² (β = 9, SA and USA, white noise 1e-3), side by si
   the smallest grid exact to 2·lmax + L for USA (spherepde.dynamics.grid_degree);
 - one bare right-hand side on that grid (the equation called directly);
 - a whole run in memory (spherepde.solver.simulate, as `spherepde run` without the file) with fixed-step
-  RK4 (4 right-hand sides per step) of N₁ and N₂ steps (:func:`rhs_in_run`) and two snapshots; the difference of the wall
+  RK4 (4 right-hand sides per step) of N₁ and N₂ steps (:func:`steps_differenced`) and two snapshots; the difference of the wall
   times over 4(N₂ − N₁) right-hand sides cancels start-up, planning and the snapshots, and keeps all that
   happens per step (the resolution checks, the density range): the RHS cost "in a run"; the per-step
   overhead is 4 × (in a run − bare), shown as a share of the step;
 - the same run with `[numerics] threads = 0` (the default: all cores from lmax 127 on): the speed-up.
-Times are the least over repeated batches or runs (on a shared machine, the least disturbed one).
+Times are the least over ``--repeat`` interleaved rounds of all of these (on a shared machine, the least disturbed
+one); the share of CPU time the hypervisor took is printed at the end.
 
     .venv/bin/python benchmarks/bench_run.py [--lmax 127 255] [--repeat 3]
 """
 import argparse
+import itertools
 import os
 import platform
 import time
 
 import numpy as np
-from timing import best_time
+from timing import best_time, cpu_ticks, stolen_since
 
 from spherepde import config, solver
 
@@ -45,11 +47,17 @@ def run_seconds(name: str, lmax: int, steps: int, threads: int) -> float:
     return seconds
 
 
-def rhs_in_run(name: str, lmax: int, threads: int, repeat: int) -> float:
-    """Seconds per right-hand side in a whole run: runs of N₁ and N₂ RK4 steps differenced (best of ``repeat``),
-    N₁ = 20 k and N₂ = 60 k with k = (256/(lmax+1))², so that the difference is about a second at every lmax."""
+def steps_differenced(lmax: int) -> tuple[int, int]:
+    """N₁ = 40 k and N₂ = 240 k RK4 steps with k = (256/(lmax+1))², so that the difference of the two runs is 1–2 s at
+    every lmax (with 40 steps of difference at lmax 255, 0.3 s, the start-up's jitter alone moved the result by 20 %)."""
     k = max(1, round((256 / (lmax + 1)) ** 2))
-    n1, n2 = 20 * k, 60 * k
+    return 40 * k, 240 * k
+
+
+def rhs_in_run(name: str, lmax: int, threads: int, repeat: int) -> float:
+    """Seconds per right-hand side in a whole run: runs of N₁ and N₂ RK4 steps (:func:`steps_differenced`)
+    differenced, the least of ``repeat``."""
+    n1, n2 = steps_differenced(lmax)
     t1 = min(run_seconds(name, lmax, n1, threads) for _ in range(repeat))
     t2 = min(run_seconds(name, lmax, n2, threads) for _ in range(repeat))
     return (t2 - t1) / (4 * (n2 - n1))
@@ -61,6 +69,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    ticks = cpu_ticks()
     print(f"{'lmax':>5} {'model':>5} {'grid':>9} {'pair ms':>8} {'bare RHS ms':>12} {'RHS in run ms':>14} {'RHS/pair':>9} "
           f"{'overhead/step':>14} {'threads=0 speed-up':>19}")
     for lmax in args.lmax:
@@ -69,14 +78,20 @@ def main():
             S, F = sim.manifold, sim.equation
             c = sim.initial_state()
             f = S.synthesis(c)
-            pair = best_time(lambda: (S.analysis(f), S.synthesis(c)), 15)
-            bare = best_time(lambda: F(0.0, c), 15)
-            per_rhs = {threads: rhs_in_run(name, lmax, threads, args.repeat) for threads in (1, 0)}
+            n1, n2 = steps_differenced(lmax)
+            best = dict.fromkeys(["pair", "bare", (1, n1), (1, n2), (0, n1), (0, n2)], np.inf)
+            for _ in range(args.repeat):  # interleaved: a change of load or of stolen time hits all alike
+                best["pair"] = min(best["pair"], best_time(lambda: (S.analysis(f), S.synthesis(c)), 5))
+                best["bare"] = min(best["bare"], best_time(lambda: F(0.0, c), 5))
+                for threads, steps in itertools.product((1, 0), (n1, n2)):
+                    best[threads, steps] = min(best[threads, steps], run_seconds(name, lmax, steps, threads))
+            pair, bare = best["pair"], best["bare"]
+            per_rhs = {threads: (best[threads, n2] - best[threads, n1]) / (4 * (n2 - n1)) for threads in (1, 0)}
             overhead = (per_rhs[1] - bare) / per_rhs[1]
             grid = "x".join(map(str, S.grid_shape))
             print(f"{lmax:>5} {name:>5} {grid:>9} {pair * 1e3:>8.3f} {bare * 1e3:>12.3f} {per_rhs[1] * 1e3:>14.3f} "
                   f"{per_rhs[1] / pair:>9.2f} {overhead:>14.1%} {per_rhs[1] / per_rhs[0]:>19.2f}", flush=True)
-    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}; {stolen_since(ticks)}")
 
 
 if __name__ == "__main__":

@@ -18,3 +18,22 @@ def best_time(fn, repeat: int) -> float:
     number, _ = timer.autorange()
     number = max(1, number // 4)
     return min(timer.repeat(repeat=repeat, number=number)) / number
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """(steal, total) CPU ticks of the machine so far, from /proc/stat (None where there is none)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return fields[7], sum(fields[:8])
+
+
+def stolen_since(start: tuple[int, int] | None) -> str:
+    """The share of CPU time a hypervisor took from this virtual machine since ``start`` (:func:`cpu_ticks`): where
+    it is not small, timings (above all the threaded ones) are disturbed by other machines on the same host."""
+    now = cpu_ticks()
+    if start is None or now is None or now[1] == start[1]:
+        return "CPU time stolen by the hypervisor: unknown"
+    return f"CPU time stolen by the hypervisor: {(now[0] - start[0]) / (now[1] - start[1]):.1%}"

@@ -5,11 +5,13 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import make_config
 from spherepde import io, solver
 from spherepde.errors import NumericalFailure
-from spherepde.integrate import DOPRI5, RK4, SCHEMES, DeviationNorm, PointwiseNorm, Stepper, normalize_rows, save_times
+from spherepde.integrate import DOPRI5, RK4, SCHEMES, DeviationNorm, PointwiseNorm, Stepper, _combine, normalize_rows, save_times
 from spherepde.manifolds import Sphere
 
 SMOOTH = {"kind": "von_mises_fisher", "kappa": 1.0, "mean": [0.3, -0.2, 1.0]}
@@ -217,3 +219,22 @@ def test_steps_below_the_resolution_of_t_advance_it_by_compensated_summation():
     angle = omega * 2.0**15
     assert t == t_stop and steps > 1000
     np.testing.assert_allclose(y[0], [math.cos(angle), math.sin(angle)], atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.sampled_from([(7,), (5, 3), (1,), (4, 2)]), complex_=st.booleans(), seed=st.integers(0, 2**31),
+       coefficients=st.lists(st.sampled_from([0.0, 0.5, -1.0, 1 / 6, 2.0]), min_size=1, max_size=7))
+def test_stage_combination_is_y_plus_h_sum_of_a_k(shape, complex_, seed, coefficients):
+    """y + h Σ a_j k_j, a new array, the inputs untouched: to one rounding per term of the largest term's size
+    (BLAS may fuse the multiply and the add)."""
+    rng = np.random.default_rng(seed)
+    draw = (lambda: rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) if complex_ else (lambda: rng.standard_normal(shape))
+    y, stages, h = draw(), [draw() for _ in coefficients], 0.3
+    before = [y.copy()] + [k.copy() for k in stages]
+    got = _combine(y, h, coefficients, stages)
+    expected = y + sum((h * a) * k for a, k in zip(coefficients, stages))
+    scale = np.abs(y) + sum(abs(h * a) * np.abs(k) for a, k in zip(coefficients, stages))
+    assert got.shape == y.shape and got.dtype == y.dtype and got is not y
+    assert np.all(np.abs(got - expected) <= 4 * (len(stages) + 1) * np.finfo(float).eps * scale)
+    for original, now in zip(before, [y] + stages):
+        np.testing.assert_array_equal(original, now)

@@ -11,12 +11,10 @@ products and quotients, the copies): the first three are the transforms the sche
     .venv/bin/python benchmarks/bench_band.py [--rounds 5]
 """
 import argparse
-import os
-import platform
 
 import numpy as np
 from bench_run import configuration
-from timing import best_time, cpu_ticks, stolen_since
+from timing import best_time, end_line, machine_line
 
 from spherepde import solver
 from spherepde.manifolds.sphere import Sphere, _Band
@@ -26,8 +24,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    print(f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, one thread")
-    ticks = cpu_ticks()
+    ticks = machine_line(", one thread")
     print(f"{'lmax':>5} {'model':>5} {'grid':>9} {'L':>3} {'synth ducc0/SHTns':>18} {'grad ducc0/SHTns':>17}"
           f" {'RHS/pair SHTns band':>20} {'RHS/pair ducc0 band':>20} {'parts: rho':>11} {'band':>5} {'flux':>5} {'rest':>5}")
     for lmax in (63, 127, 255):
@@ -63,7 +60,7 @@ def main():
                   f" {best['rhs ducc0'] / best['pair']:>20.2f} {best['rho'] / best['pair']:>11.2f} {best['band'] / best['pair']:>5.2f}"
                   f" {best['flux'] / best['pair']:>5.2f} {(best['rhs'] - best['rho'] - best['band'] - best['flux']) / best['pair']:>5.2f}",
                   flush=True)
-    print(f"load average at the end {os.getloadavg()[0]:.2f}; {stolen_since(ticks)}")
+    end_line(ticks)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ then run
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_run import rhs_in_run
-from timing import cpu_ticks, stolen_since
+from timing import end_line, machine_line
 
 from spherepde.dynamics import ContinuityEquation
 from spherepde.manifolds import Sphere
@@ -81,9 +80,7 @@ def main():
     if python is None:
         print("Dedalus is not installed: see the docstring of benchmarks/bench_dedalus.py (skipped)")
         return
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
-          f"USA, beta = {BETA:g}, one thread each")
-    ticks = cpu_ticks()
+    ticks = machine_line(f"; USA, beta = {BETA:g}, one thread each")
     print(f"{'lmax':>5} {'same RHS to':>12} {'Dedalus ms':>11} {'spherepde ms':>13} {'ratio':>7}")
     model = AttentionModel("USA", BETA)
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,7 +95,7 @@ def main():
             theirs = min(dedalus(python, "time", lmax, path, 10 if lmax >= 255 else 40)["per_rhs"] for _ in range(args.repeat))
             ours = rhs_in_run("USA", lmax, 1, args.repeat)
             print(f"{lmax:>5} {agreement:>12.1e} {theirs * 1e3:>11.3f} {ours * 1e3:>13.3f} {theirs / ours:>7.1f}", flush=True)
-    print(f"load average at the end {os.getloadavg()[0]:.2f}; {stolen_since(ticks)}")
+    end_line(ticks)
 
 
 if __name__ == "__main__":

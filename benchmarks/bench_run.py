@@ -17,12 +17,10 @@ one); the share of CPU time the hypervisor took is printed at the end.
 """
 import argparse
 import itertools
-import os
-import platform
 import time
 
 import numpy as np
-from timing import best_time, cpu_ticks, stolen_since
+from timing import best_time, end_line, machine_line
 
 from spherepde import config, solver
 
@@ -68,8 +66,7 @@ def main():
     parser.add_argument("--lmax", type=int, nargs="+", default=[127, 255])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
-    ticks = cpu_ticks()
+    ticks = machine_line()
     print(f"{'lmax':>5} {'model':>5} {'grid':>9} {'pair ms':>8} {'bare RHS ms':>12} {'RHS in run ms':>14} {'RHS/pair':>9} "
           f"{'overhead/step':>14} {'threads=0 speed-up':>19}")
     for lmax in args.lmax:
@@ -91,7 +88,7 @@ def main():
             grid = "x".join(map(str, S.grid_shape))
             print(f"{lmax:>5} {name:>5} {grid:>9} {pair * 1e3:>8.3f} {bare * 1e3:>12.3f} {per_rhs[1] * 1e3:>14.3f} "
                   f"{per_rhs[1] / pair:>9.2f} {overhead:>14.1%} {per_rhs[1] / per_rhs[0]:>19.2f}", flush=True)
-    print(f"load average at the end {os.getloadavg()[0]:.2f}; {stolen_since(ticks)}")
+    end_line(ticks)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""The timer the benchmarks share."""
+"""The timer the benchmarks share, and the machine lines they print first and last."""
+import os
+import platform
 import timeit
 
 import numpy as np
@@ -37,3 +39,14 @@ def stolen_since(start: tuple[int, int] | None) -> str:
     if start is None or now is None or now[1] == start[1]:
         return "CPU time stolen by the hypervisor: unknown"
     return f"CPU time stolen by the hypervisor: {(now[0] - start[0]) / (now[1] - start[1]):.1%}"
+
+
+def machine_line(extra: str = "") -> tuple[int, int] | None:
+    """Print the machine, its cores and load (and ``extra``); returns :func:`cpu_ticks` for :func:`end_line`."""
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}{extra}")
+    return cpu_ticks()
+
+
+def end_line(start: tuple[int, int] | None):
+    """Print the load at the end and the share of CPU time stolen since ``start`` (:func:`machine_line`)."""
+    print(f"load average at the end {os.getloadavg()[0]:.2f}; {stolen_since(start)}")

@@ -122,7 +122,8 @@ def normalize_rows(y: np.ndarray) -> np.ndarray:
 
 def _combine(y, h, coefficients, stages):
     """y + h Σ_j a_j k_j (a new array), by BLAS axpy in place: one pass per stage and no temporary (numpy's
-    ``out += (h a_j) k_j`` made a stage-sized temporary each time, 15× slower for 4 stages of 33 000 coefficients)."""
+    ``out += (h a_j) k_j`` made a stage-sized temporary each time: 0.45 against 0.04 ms for 4 stages of 33 000 complex
+    coefficients, 13 against 3.3 ms for 10⁶ points on S²)."""
     flat = y.flatten()  # a copy
     axpy = blas.get_blas_funcs("axpy", (flat,))
     for c, k in zip(coefficients, stages):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import config as config_mod
 from . import lagrangian
@@ -62,6 +63,12 @@ class Simulation:
     (``[numerics] on_lost_resolution = "lagrangian"``) or from the start (``representation =
     "lagrangian"``), the weighted points of :mod:`spherepde.lagrangian`.
     """
+
+    #: BLAS threads during the run. The PDE's parallel work is SHTns' and ducc0's (``[numerics] threads``); BLAS only
+    #: takes norms and diagnostics, and OpenBLAS' threads, spinning after each call, took the cores from SHTns'
+    #: threads: a DOPRI5 step of USA at lmax 255 on two threads cost 51 ms with them, 9.6 ms without, 13.8 ms on one
+    #: thread (docs/performance.md).
+    blas_threads: int | None = 1
 
     def __init__(self, cfg: RunConfig, grid: dict | None = None):
         self.cfg = cfg
@@ -373,12 +380,19 @@ def simulate(cfg: RunConfig | TokenConfig, progress: bool | None = False) -> dic
 
 
 def _record(sim, text: str, sink: Any, resume: bool, progress: bool | None) -> dict:
-    """Step ``sim`` through its save times, writing snapshots, diagnostics and checkpoints to ``sink``.
+    """Step ``sim`` through its save times, writing snapshots, diagnostics and checkpoints to ``sink``, with
+    at most ``sim.blas_threads`` BLAS threads (None: as they are).
 
     A checkpoint follows every snapshot, and every ``sim.checkpoint_seconds`` of wall-clock
     time in between; on a numerical failure or an interruption the last good state is
     checkpointed and the sink records why the run stopped.
     """
+    with threadpool_limits(limits=sim.blas_threads, user_api="blas"):
+        return _step_through(sim, text, sink, resume, progress)
+
+
+def _step_through(sim, text: str, sink: Any, resume: bool, progress: bool | None) -> dict:
+    """The loop of :func:`_record`."""
     start = clock.perf_counter()
     if resume:
         t, saved, stepper_state = sink.read_checkpoint()

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from conftest import make_config
-from spherepde import io, solver
+from spherepde import config, io, solver
 from spherepde.errors import NumericalFailure
 from spherepde.integrate import DOPRI5, RK4, SCHEMES, DeviationNorm, PointwiseNorm, Stepper, _combine, normalize_rows, save_times
 from spherepde.manifolds import Sphere
+from spherepde.tokens.run import TokenSimulation
 
 SMOOTH = {"kind": "von_mises_fisher", "kappa": 1.0, "mean": [0.3, -0.2, 1.0]}
 
@@ -238,3 +240,34 @@ def test_stage_combination_is_y_plus_h_sum_of_a_k(shape, complex_, seed, coeffic
     assert np.all(np.abs(got - expected) <= 4 * (len(stages) + 1) * np.finfo(float).eps * scale)
     for original, now in zip(before, [y] + stages):
         np.testing.assert_array_equal(original, now)
+
+
+def _blas_threads() -> set:
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("kind", ["pde", "tokens"])
+def test_a_pde_run_steps_on_one_blas_thread_and_a_token_run_on_those_there_are(monkeypatch, kind):
+    """PDE runs parallelize through SHTns and ducc0; OpenBLAS threads spinning after a norm took their cores
+    (solver.Simulation.blas_threads). Token runs keep BLAS' threads for their matrix products. With two BLAS
+    threads set around the run, the step sees one (PDE) or two (tokens), and two again after the run."""
+    if kind == "pde":
+        cfg, simulation = make_config("USA", 3.0, lmax=16, t_end=0.02, save_every=0.01), solver.Simulation
+    else:
+        cfg = config.resolve_particles({"model": {"beta": 4.0}, "particles": {"n": 20}, "time": {"t_end": 0.2, "save_every": 0.1}})
+        simulation = TokenSimulation
+    seen = []
+    step = simulation.step
+
+    def watched(self, *args):
+        seen.append(_blas_threads())
+        return step(self, *args)
+
+    monkeypatch.setattr(simulation, "step", watched)
+    with threadpool_limits(limits=2, user_api="blas"):
+        if not _blas_threads():
+            pytest.skip("no BLAS library whose threads threadpoolctl controls")
+        solver.simulate(cfg)
+        after = _blas_threads()
+    assert seen and all(threads == ({1} if kind == "pde" else {2}) for threads in seen)
+    assert after == {2}

@@ -72,6 +72,8 @@ class TokenSimulation:
     :class:`spherepde.tokens.field.TokenField` (the interface of :class:`spherepde.solver.Simulation`)."""
 
     kind = "particles"
+    #: BLAS threads as they are: the numpy backend's matrix products are BLAS' work.
+    blas_threads: int | None = None
 
     def __init__(self, cfg: TokenConfig):
         self.cfg = cfg

@@ -228,7 +228,7 @@ def test_steps_below_the_resolution_of_t_advance_it_by_compensated_summation():
        coefficients=st.lists(st.sampled_from([0.0, 0.5, -1.0, 1 / 6, 2.0]), min_size=1, max_size=7))
 def test_stage_combination_is_y_plus_h_sum_of_a_k(shape, complex_, seed, coefficients):
     """y + h Σ a_j k_j, a new array, the inputs untouched: to one rounding per term of the largest term's size
-    (BLAS may fuse the multiply and the add)."""
+    (the reference adds the terms in another order)."""
     rng = np.random.default_rng(seed)
     draw = (lambda: rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) if complex_ else (lambda: rng.standard_normal(shape))
     y, stages, h = draw(), [draw() for _ in coefficients], 0.3

@@ -17,13 +17,11 @@
 Timings are medians of repeated batches (benchmarks/timing.py), side by side in this run.
 """
 import argparse
-import os
-import platform
 import time
 import tomllib
 
 import numpy as np
-from timing import median_time
+from timing import end_line, machine_line, median_time
 
 from spherepde import config, demo, solver
 from spherepde.kernels import DirectVelocity, PairwiseVelocity, SpectralVelocity, direct_backend, spectral_degree
@@ -90,8 +88,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--whole-life", action="store_true")
     args = parser.parse_args()
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    ticks = machine_line(f", numpy {np.__version__}")
     model = AttentionModel("SA", args.beta, 3)
     L = spectral_degree(model)
     print(f"\nS², SA beta = {args.beta:g}: kernel band L = {L} (spectral sums to degree L)")
@@ -105,6 +102,7 @@ def main():
     if args.whole_life:
         print()
         print("\n".join(whole_life()))
+    end_line(ticks)
 
 
 if __name__ == "__main__":

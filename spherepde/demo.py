@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import compare, config, io, life, linear, plot, solver
-from .errors import InputError, NumericalFailure
+from .errors import NumericalFailure
 
 CONFIG = """\
 [model]
@@ -91,19 +91,10 @@ def summary(path) -> str:
     return "\n".join(lines)
 
 
-def _directory(out: Path):
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r} is a file: name a directory for the demo's runs and figures")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--out {str(out)!r} cannot be created: {exc.strerror}") from None
-
-
 def _run(text: str, out: Path, name: str) -> tuple[Path, list[Path], NumericalFailure | None]:
     """One run into ``out/name.h5`` with its config beside it and its figures in ``out``; an earlier demo's run
     file there is replaced (any other file in the way is refused)."""
-    _directory(out)
+    io.output_directory(out, "the demo's runs and figures")
     run_file = out / f"{name}.h5"
     io.check_output(run_file, overwrite=True)
     (out / f"{name}.toml").write_text(text)

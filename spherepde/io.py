@@ -207,6 +207,19 @@ def check_figure_path(path: str | Path) -> Path:
     return path
 
 
+def output_directory(out: str | Path, purpose: str) -> Path:
+    """The directory ``out`` (``--out``) for ``purpose``, created if missing; InputError when it is a file or cannot
+    be created."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} is a file: name a directory for {purpose}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {str(out)!r} cannot be created: {exc.strerror}") from None
+    return out
+
+
 def _preallocated(group, name: str, shape: tuple, dtype, fill=None):
     """A contiguous dataset whose space is allocated now (so later writes change no metadata)."""
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)

@@ -510,12 +510,7 @@ def plot_run(path, out) -> list[Path]:
     run = io.read_run(path)  # refusals come before the directory is made
     if len(run["t"]) == 0:
         raise InputError(f"run file {str(path)!r} holds no snapshot to plot")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r} is a file: name a directory for the figures")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"output directory {str(out)!r} cannot be created: {exc.strerror}") from None
+    io.output_directory(out, "the figures")
     if run["manifold"] == "particles":
         d = loads(run["config_text"]).particles.d
         pictures = [] if "points" not in run["fields"] else [token_angles] if d == 2 else [token_sphere] if d == 3 else []

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from spherepde import config, io, solver
+from spherepde.errors import InputError
 
 CONFIG = """
 [model]
@@ -152,6 +153,7 @@ def test_wall_clock_checkpoints_between_snapshots(tmp_path):
     driver = f"""
 import os, signal
 from spherepde import config, io, solver
+from spherepde.errors import InputError
 original, calls = io.RunFile.checkpoint, []
 def checkpoint(self, *args):
     original(self, *args)
@@ -206,3 +208,15 @@ def test_a_threaded_run_resumes_bit_for_bit(tmp_path, monkeypatch):
     monkeypatch.undo()
     solver.run(cfg, tmp_path / "part.h5", resume=True)
     assert_same_prefix(tmp_path / "part.h5", tmp_path / "whole.h5", len(io.read_run(tmp_path / "whole.h5")["t"]))
+
+
+def test_output_directory_is_made_or_refused_in_one_line(tmp_path):
+    nested = tmp_path / "a" / "b"
+    assert io.output_directory(nested, "the figures") == nested and nested.is_dir()
+    assert io.output_directory(str(nested), "the figures") == nested  # an existing directory is taken as it is
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    with pytest.raises(InputError, match=r"--out '.*taken' is a file: name a directory for the figures"):
+        io.output_directory(taken, "the figures")
+    with pytest.raises(InputError, match=r"--out '.*taken/sub' cannot be created: Not a directory"):
+        io.output_directory(taken / "sub", "the figures")

@@ -153,7 +153,6 @@ def test_wall_clock_checkpoints_between_snapshots(tmp_path):
     driver = f"""
 import os, signal
 from spherepde import config, io, solver
-from spherepde.errors import InputError
 original, calls = io.RunFile.checkpoint, []
 def checkpoint(self, *args):
     original(self, *args)

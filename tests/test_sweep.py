@@ -287,14 +287,6 @@ def test_runs_outside_linear_theory_finish_with_empty_predictions_and_a_reason(o
     assert "predicted -;" in lines["beta=inf_Q=1,0+0,1"] and "predicted -;" not in lines["beta=2_Q=1,0+0,1"]
 
 
-def test_a_restart_of_a_sweep_outside_linear_theory_skips_its_finished_runs(outside_sweep):
-    out, _, summary, second = outside_sweep
-    assert second.returncode == 0, second.stderr
-    lines = progress_lines(second.stderr)
-    assert len(lines) == 4 and all("earlier run, finished" in line for line in lines.values())
-    assert (out / "summary.csv").read_text() == summary
-
-
 @pytest.fixture(scope="module")
 def token_sweep(tmp_path_factory):
     """TOKEN_SWEEP run twice on the same directory: (out, first result, its summary.csv, second result)."""
@@ -332,8 +324,9 @@ def test_example_sweeps_are_valid(name, runs, token):
     assert len(planned) == runs and all(run.tokens == token for run in planned)
 
 
-def test_token_sweep_restart_skips_its_finished_runs(token_sweep):
-    out, _, summary, second = token_sweep
+@pytest.mark.parametrize("sweep_run", ["outside_sweep", "token_sweep"])
+def test_a_restart_skips_the_finished_runs_of_sweeps_outside_linear_theory_and_of_tokens(sweep_run, request):
+    out, _, summary, second = request.getfixturevalue(sweep_run)
     assert second.returncode == 0, second.stderr
     lines = progress_lines(second.stderr)
     assert len(lines) == 4 and all("earlier run, finished" in line for line in lines.values())

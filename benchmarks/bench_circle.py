@@ -20,11 +20,10 @@ Usage: python benchmarks/bench_circle.py [--repeat N] [--max-cells M]   (about 1
 """
 import argparse
 import math
-import platform
 import time
 
 import numpy as np
-from timing import median_time
+from timing import end_line, machine_line, median_time
 
 from spherepde.manifolds import Circle
 from spherepde.dynamics import ContinuityEquation
@@ -155,10 +154,10 @@ def main():
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--max-cells", type=int, default=32768)
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}, "
-          f"numpy {np.__version__}, one FFTW thread")
+    ticks = machine_line(f", numpy {np.__version__}, one FFTW thread")
     rhs_table(args.repeat)
     accuracy_table(args.max_cells)
+    end_line(ticks)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,9 @@ Ratios quadrature / exp floor, quadrature / unblocked and quadrature / Funk–He
 Usage: python benchmarks/bench_quadrature.py [--repeat N]
 """
 import argparse
-import platform
 
 import numpy as np
-from timing import median_time
+from timing import end_line, machine_line, median_time
 
 from spherepde.dynamics import ContinuityEquation
 from spherepde.model import AttentionModel
@@ -31,7 +30,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}, numpy {np.__version__}")
+    ticks = machine_line(f", numpy {np.__version__}")
     print(f"{'lmax':>5} {'N':>7} {'quadrature':>12} {'exp floor':>10} {'unblocked':>10} {'Funk-Hecke':>11} "
           f"{'quad/exp':>9} {'quad/unblk':>10} {'quad/FH':>8}")
     rng = np.random.default_rng(0)
@@ -62,6 +61,7 @@ def main():
         t_zonal = median_time(lambda: zonal(0.0, c), args.repeat)
         print(f"{lmax:>5} {n:>7} {t_quad * 1e3:>9.2f} ms {t_exp * 1e3:>7.2f} ms {t_plain * 1e3:>7.2f} ms {t_zonal * 1e3:>8.3f} ms "
               f"{t_quad / t_exp:>9.2f} {t_quad / t_plain:>10.2f} {t_quad / t_zonal:>8.0f}")
+    end_line(ticks)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,9 @@ the kernel's fields (∇ of the potential, K∗ρ for SA) are synthesized at the
 Usage: python benchmarks/bench_rhs.py [--repeat N]
 """
 import argparse
-import platform
 
 import numpy as np
-from timing import median_time
+from timing import end_line, machine_line, median_time
 
 from bench_run import configuration
 
@@ -24,7 +23,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}, one SHTns thread")
+    ticks = machine_line(", one SHTns thread")
     print(f"{'lmax':>5} {'model':>5} {'grid':>9} {'analys+synth':>13} {'RHS':>10} {'RHS/pair':>9}")
     for lmax in (63, 127, 255):
         for name in ("SA", "USA"):
@@ -40,6 +39,8 @@ def main():
             rhs = median_time(lambda: F(0.0, c), args.repeat)
             grid = "x".join(map(str, S.grid_shape))
             print(f"{lmax:>5} {name:>5} {grid:>9} {pair * 1e3:>10.3f} ms {rhs * 1e3:>7.3f} ms {rhs / pair:>9.2f}", flush=True)
+    end_line(ticks)
+
 
 if __name__ == "__main__":
     main()

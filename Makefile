@@ -25,6 +25,7 @@ bench: setup  ## RHS vs the transforms it needs (S², in a whole run, S¹, gener
 	$(PY) benchmarks/bench_rhs.py
 	$(PY) benchmarks/bench_run.py
 	$(PY) benchmarks/bench_band.py
+	$(PY) benchmarks/bench_flux.py
 	$(PY) benchmarks/bench_circle.py
 	$(PY) benchmarks/bench_quadrature.py
 	$(PY) benchmarks/bench_points.py

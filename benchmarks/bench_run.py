@@ -4,6 +4,8 @@ For lmax = 127 and 255 on S² (β = 9, SA and USA, white noise 1e-3), side by si
 - the time of one SHTns scalar analysis + synthesis on the run's grid (one thread): the 3/2 grid for SA,
   the smallest grid exact to 2·lmax + L for USA (spherepde.dynamics.grid_degree);
 - one bare right-hand side on that grid (the equation called directly);
+  both timed over as many calls in a row as the runs below differ by right-hand sides, so that every side of the
+  comparison is a stretch of the same length and sees the same disturbances of a shared machine;
 - a whole run in memory (spherepde.solver.simulate, as `spherepde run` without the file) with fixed-step
   RK4 (4 right-hand sides per step) of N₁ and N₂ steps (:func:`steps_differenced`) and two snapshots; the difference of the wall
   times over 4(N₂ − N₁) right-hand sides cancels start-up, planning and the snapshots, and keeps all that
@@ -23,7 +25,7 @@ import itertools
 import time
 
 import numpy as np
-from timing import best_time, end_line, machine_line
+from timing import end_line, machine_line, stretch_time
 
 from spherepde import config, solver
 
@@ -98,8 +100,8 @@ def main():
             n1, n2 = steps_differenced(lmax)
             best = dict.fromkeys(["pair", "bare", (1, n1), (1, n2), (0, n1), (0, n2)], np.inf)
             for _ in range(args.repeat):  # interleaved: a change of load or of stolen time hits all alike
-                best["pair"] = min(best["pair"], best_time(lambda: (S.analysis(f), S.synthesis(c)), 5))
-                best["bare"] = min(best["bare"], best_time(lambda: F(0.0, c), 5))
+                best["pair"] = min(best["pair"], stretch_time(lambda: (S.analysis(f), S.synthesis(c)), 4 * (n2 - n1)))
+                best["bare"] = min(best["bare"], stretch_time(lambda: F(0.0, c), 4 * (n2 - n1)))
                 for threads, steps in itertools.product((1, 0), (n1, n2)):
                     best[threads, steps] = min(best[threads, steps], run_seconds(name, lmax, steps, threads))
             pair, bare = best["pair"], best["bare"]

@@ -1,6 +1,7 @@
 """The timer the benchmarks share, and the machine lines they print first and last."""
 import os
 import platform
+import time
 import timeit
 
 import numpy as np
@@ -20,6 +21,15 @@ def best_time(fn, repeat: int) -> float:
     number, _ = timer.autorange()
     number = max(1, number // 4)
     return min(timer.repeat(repeat=repeat, number=number)) / number
+
+
+def stretch_time(fn, calls: int) -> float:
+    """Time per call of ``fn`` over one unbroken stretch of ``calls`` calls: what a whole run of as many calls is to be
+    compared with (the least of short batches, :func:`best_time`, would be the least disturbed moment instead)."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
 
 
 def cpu_ticks() -> tuple[int, int] | None:

@@ -143,9 +143,10 @@ class Simulation:
             return t_new, lagrangian.merge(replace(y, x=x), self.cfg.numerics.merge_distance)
         t_new, c_new = self.spectral_stepper.step(self.equation, t, y, t_stop)
         assert self.guard is not None, "start() first"
-        if self.continues and self.guard.switch(c_new, self.equation.density_range()):
+        tail, density_range = self.guard.tail(c_new), self.equation.density_range()
+        if self.continues and self.guard.switch(tail, density_range):
             return t_new, self._points(c_new)
-        self.guard.check(t_new, c_new, self.equation.density_range())
+        self.guard.check(t_new, tail, density_range)
         return t_new, c_new
 
     def _modes(self, c: np.ndarray) -> dict:
@@ -275,15 +276,20 @@ class ResolutionGuard:
         self.negative = numerics.max_negative_density
         self.switch_tail = max(SWITCH_TAIL, 10.0 * initial_tail)
 
-    def switch(self, c: np.ndarray, density_range: tuple[float, float]) -> bool:
-        """Whether to continue with weighted points now: the tail share or the undershoot has passed the
-        switch thresholds (SWITCH_TAIL, SWITCH_NEGATIVE), far below the guard's."""
-        low, high = density_range
-        return tail_energy(self.manifold.degree_energy(c)) > self.switch_tail or low < -SWITCH_NEGATIVE * high
+    def tail(self, c: np.ndarray) -> float:
+        """The share of ∫ρ² dσ carried by the top 10% of degrees of the coefficients c (once per step: both tests
+        below take it)."""
+        return tail_energy(self.manifold.degree_energy(c))
 
-    def check(self, t: float, c: np.ndarray, density_range: tuple[float, float]):
+    def switch(self, tail: float, density_range: tuple[float, float]) -> bool:
+        """Whether to continue with weighted points now: the tail share (:meth:`tail`) or the undershoot has passed
+        the switch thresholds (SWITCH_TAIL, SWITCH_NEGATIVE), far below the guard's."""
+        low, high = density_range
+        return tail > self.switch_tail or low < -SWITCH_NEGATIVE * high
+
+    def check(self, t: float, tail: float, density_range: tuple[float, float]):
+        """NumericalFailure when the tail share (:meth:`tail`) or the undershoot exceeds the guard's limits."""
         advice = f"rerun with a larger lmax than {self.manifold.lmax}"
-        tail = tail_energy(self.manifold.degree_energy(c))
         if tail > self.limit:
             raise NumericalFailure(
                 f"the solution outgrew the resolution at t = {t:.6g}: the top 10% of degrees carry "

@@ -38,9 +38,9 @@ def test_tail_guard_fires_exactly_above_its_limit(initial_tail, factor):
     assert tail_energy(S.degree_energy(c)) == pytest.approx(factor * limit, rel=1e-10)
     if factor > 1 + 1e-9:
         with pytest.raises(NumericalFailure, match="larger lmax"):
-            guard.check(1.0, c, (1.0, 1.0))
+            guard.check(1.0, guard.tail(c), (1.0, 1.0))
     elif factor < 1 - 1e-9:
-        guard.check(1.0, c, (1.0, 1.0))
+        guard.check(1.0, guard.tail(c), (1.0, 1.0))
 
 
 @given(st.floats(-1.0, 1.0), st.floats(0.1, 100.0))
@@ -51,9 +51,23 @@ def test_negative_density_guard(low_over_high, high):
     c = with_tail(1e-12)
     if low_over_high < -NUMERICS.max_negative_density:
         with pytest.raises(NumericalFailure, match="undershoots"):
-            guard.check(1.0, c, (low_over_high * high, high))
+            guard.check(1.0, guard.tail(c), (low_over_high * high, high))
     else:
-        guard.check(1.0, c, (low_over_high * high, high))
+        guard.check(1.0, guard.tail(c), (low_over_high * high, high))
+
+
+@given(st.floats(-16.0, 0.0), st.floats(-16.0, 0.0), st.booleans(), st.floats(-16.0, -3.0))
+@settings(max_examples=200, deadline=None)
+def test_the_switch_to_points_comes_before_the_guard(log_tail, log_undershoot, undershoots, log_initial_tail):
+    """Wherever the guard would stop a run, a run that may continue as weighted points has switched already: the
+    switch's thresholds lie below the guard's for every initial tail. Tails and undershoot are drawn on a log scale,
+    so that the thresholds between 10⁻¹⁴ and 10⁻² are all met."""
+    guard = ResolutionGuard(NUMERICS, S, 10.0**log_initial_tail)
+    tail, low_over_high = 10.0**log_tail, -(10.0**log_undershoot) if undershoots else 0.5
+    try:
+        guard.check(1.0, tail, (low_over_high, 1.0))
+    except NumericalFailure:
+        assert guard.switch(tail, (low_over_high, 1.0))
 
 
 def test_sa_stops_when_the_attention_normalizer_is_not_positive():

@@ -506,11 +506,10 @@ def token_diagnostics(path, out: Path) -> Path:
 
 def plot_run(path, out) -> list[Path]:
     """All figures of a run (PDE or tokens) into the directory ``out`` (created if missing)."""
-    out = Path(out)
     run = io.read_run(path)  # refusals come before the directory is made
     if len(run["t"]) == 0:
         raise InputError(f"run file {str(path)!r} holds no snapshot to plot")
-    io.output_directory(out, "the figures")
+    out = io.output_directory(out, "the figures")
     if run["manifold"] == "particles":
         d = loads(run["config_text"]).particles.d
         pictures = [] if "points" not in run["fields"] else [token_angles] if d == 2 else [token_sphere] if d == 3 else []

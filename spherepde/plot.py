@@ -16,6 +16,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
@@ -346,6 +347,8 @@ def life(path, out: Path) -> Path:
         twin = bottom.twinx()
         active = diag["points_active"] > 0
         twin.semilogy(t[active], diag["points_active"][active], "k:", lw=1)
+        twin.yaxis.set_major_formatter(ticker.LogFormatter())  # counts as 3, 4, 6, not 3×10⁰ (minor ticks are
+        twin.yaxis.set_minor_formatter(ticker.LogFormatter())  # labelled when the axis spans a decade or less)
         twin.set_ylabel("weighted points", color="0.3")
     mark_acts((top, bottom), t, acts)
     bottom.set_xlabel("t (depth, log scale)")

@@ -1,8 +1,14 @@
-"""Shared helpers: small runs written to temporary files."""
+"""Shared helpers: small runs written to temporary files; the hypothesis profile of the suite."""
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from spherepde import config, io, solver
+
+# No per-example time limit: hypothesis' default deadline (200 ms) is wall-clock time, and on a shared machine an
+# example that takes 50 ms can take 300 ms; a test fails on what it computes, never on how long it took.
+settings.register_profile("spherepde", deadline=None)
+settings.load_profile("spherepde")
 
 
 def make_config(model="SA", beta=9.0, kind="sphere", lmax=24, t_end=1.0, save_every=0.25, initial=None,

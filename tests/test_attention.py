@@ -115,7 +115,7 @@ def test_the_model_picks_the_evaluator():
 
 
 @given(MODELS, st.sampled_from([None, "random"]), st.floats(-6, 6), SEEDS)
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=6)
 def test_quadrature_agrees_with_funk_hecke_when_B_is_scalar(model, V, beta_b, seed):
     """B = bI: the Funk–Hecke path (V = I: the identity code path; V ≠ I: with ∂_βĥ_l) and the
     quadrature path give X to 1e-10 at lmax = 31. Both are exact for band-limited ρ: the quadrature
@@ -138,7 +138,7 @@ def test_quadrature_agrees_with_funk_hecke_when_B_is_scalar(model, V, beta_b, se
 
 
 @given(MODELS, st.floats(-20, 20), SEEDS)
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 def test_quadrature_agrees_with_funk_hecke_on_the_circle(model, beta_b, seed):
     """As on S², with the circle's equispaced rule (exact to band n - 1 ≥ 3K)."""
     M = Circle(48)
@@ -154,7 +154,7 @@ def test_quadrature_agrees_with_funk_hecke_on_the_circle(model, beta_b, seed):
 
 
 @given(st.sampled_from(["sphere", "circle"]), MODELS, st.booleans(), st.floats(0.5, 15), st.booleans(), SEEDS)
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 def test_uniform_density_gives_the_bessel_ratio_times_the_zero_temperature_field(kind, model, zonal, beta, negative, seed):
     """ρ ≡ 1, κ = |β||Bᵀx|: m = sgn(β) ĥ_1(κ) Bᵀx/|Bᵀx| and Z = ĥ_0(κ) (∇_v ĥ_0(|v|) = ĥ_1(|v|) v/|v|),
     so X_SA = sgn(β) A_d(κ) X^∞ and X_USA = sgn(β) ĥ_1(κ) X^∞. To 1e-10 on the grid
@@ -178,7 +178,7 @@ def test_uniform_density_gives_the_bessel_ratio_times_the_zero_temperature_field
 
 
 @given(st.sampled_from([Sphere(16), Circle(16)]), SEEDS)
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10)
 def test_zero_temperature_rhs_at_uniform_is_the_angular_central_gaussian_rate(M, seed):
     """For orthogonal B, X^∞ = P_x M x with M = VBᵀ: the uniform density is pushed forward by
     x ↦ e^{tM}x/|e^{tM}x|, an angular central Gaussian with log ρ_t(y) = -t tr M - (d/2) log|e^{-tM}y|²,
@@ -230,7 +230,7 @@ ANGLES = (st.floats(0, 2 * np.pi), st.floats(0, np.pi), st.floats(0, 2 * np.pi))
 
 
 @given(*ANGLES)
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10)
 def test_sphere_rotate_is_the_active_zyz_rotation(alpha, beta, gamma):
     """Sphere.rotate(c, α, β, γ) maps f to f∘R⁻¹ with R = R_z(α)R_y(β)R_z(γ): for f = ⟨a, x⟩,
     f∘R⁻¹ = ⟨Ra, x⟩, read off the degree-1 coefficients (Y_11, Y_1-1, Y_10 = √3 (x, y, z))."""
@@ -243,7 +243,7 @@ def test_sphere_rotate_is_the_active_zyz_rotation(alpha, beta, gamma):
 
 
 @given(MODELS, st.sampled_from(["zonal", "general", "zero temperature"]), SEEDS, *ANGLES)
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=12)
 def test_rhs_is_equivariant_under_rotation_and_conjugation(model, kind, seed, alpha, beta, gamma):
     """ρ → ρ∘R⁻¹ with (Q, K, V) → (RQRᵀ, RKRᵀ, RVRᵀ): X → R X∘R⁻¹, hence RHS → RHS∘R⁻¹.
 
@@ -270,7 +270,7 @@ def test_rhs_is_equivariant_under_rotation_and_conjugation(model, kind, seed, al
 
 
 @given(MODELS, st.sampled_from(["zonal", "general", "zero temperature"]), SEEDS, st.floats(0, 2 * np.pi))
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 def test_circle_rhs_is_equivariant_under_rotation_and_conjugation(model, kind, seed, angle):
     """As on S², on the circle: ρ(θ) → ρ(θ − a) with (Q, K, V) → (RQRᵀ, RKRᵀ, RVRᵀ), R the rotation by a,
     gives RHS(θ) → RHS(θ − a). The equispaced grid is invariant only under rotations by multiples of 2π/n,
@@ -295,7 +295,7 @@ def test_circle_rhs_is_equivariant_under_rotation_and_conjugation(model, kind, s
 
 
 @given(st.sampled_from([Sphere(8), Circle(40)]), MODELS, st.floats(-15, 15), SEEDS)
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 def test_quadrature_of_a_grid_measure_is_the_token_velocity(M, model, beta, seed):
     """For the grid function ρ(y_j) = 1/(n w_j) on n grid points (0 elsewhere) the quadrature
     Σ_j w_j ρ(y_j) e^{β⟨x,By_j⟩}(V y_j, 1) is exactly the n-token sum (docs/mathematics.md, "Weighted points"): the PDE
@@ -378,7 +378,7 @@ def test_zero_temperature_limit_at_rate_one_over_beta_on_the_sphere():
 
 
 @given(SEEDS)
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=5)
 def test_beta_1000_with_general_B_does_not_overflow_on_the_sphere(seed):
     """SA at β = 1000 on a grid far too coarse for the kernel: the velocity is still a softmax
     average of V y over the nodes, so finite with |X| ≤ ‖V‖₂, and the RHS conserves mass."""

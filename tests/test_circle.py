@@ -34,7 +34,7 @@ WAVENUMBERS = st.integers(2, 40)
 
 @functools.cache
 def circle(K: int) -> Circle:
-    """One Circle per K: FFTW_MEASURE plans each grid size once (tests using it have no hypothesis deadline)."""
+    """One Circle per K: FFTW_MEASURE plans each grid size once (the suite has no hypothesis deadline: conftest.py)."""
     return Circle(K)
 
 
@@ -69,7 +69,6 @@ def full_spectrum(c: np.ndarray) -> np.ndarray:
 
 
 @given(st.integers(1, 5000))
-@settings(deadline=None)
 def test_fft_size_is_the_smallest_5_smooth_number_above(m):
     def smooth(n):
         for p in (2, 3, 5):
@@ -83,7 +82,6 @@ def test_fft_size_is_the_smallest_5_smooth_number_above(m):
 
 
 @given(WAVENUMBERS)
-@settings(deadline=None)
 def test_grid_is_dealiased_and_weights_are_exact(K):
     """n ≥ 3K+1 points; Σ_j w_j e^{ikθ_j} = δ_k0 for |k| < n (exact up to band n-1), to 1e-15."""
     M = circle(K)
@@ -98,7 +96,6 @@ def test_grid_is_dealiased_and_weights_are_exact(K):
 
 
 @given(WAVENUMBERS, SEEDS)
-@settings(deadline=None)
 def test_synthesis_and_analysis_match_the_direct_series(K, seed):
     """FFT round-off: |error| ≤ 1e-13 · Σ|c| (≈ ε log n per value)."""
     M = circle(K)
@@ -113,7 +110,6 @@ def test_synthesis_and_analysis_match_the_direct_series(K, seed):
 
 
 @given(WAVENUMBERS, SEEDS)
-@settings(deadline=None)
 def test_gradient_is_exact_for_band_limited_fields(K, seed):
     """scalar_and_gradient(c, p) = (Σ c, ∂_θ Σ p) with ∂_θ e^{ikθ} = ik e^{ikθ}, to 1e-13 · Σ k|p_k|."""
     M = circle(K)
@@ -124,7 +120,6 @@ def test_gradient_is_exact_for_band_limited_fields(K, seed):
 
 
 @given(WAVENUMBERS, SEEDS)
-@settings(deadline=None)
 def test_divergence_of_a_product_is_alias_free(K, seed):
     """For band-K fields f, g: divergence((f g,)) = ik (f g)_k, k ≤ K, with (f g)_k from the convolution
     of the two-sided coefficient sequences. Aliasing on a grid of fewer than 3K+1 points would
@@ -186,7 +181,6 @@ def test_real_harmonics_are_the_normalized_cos_and_sin():
 
 
 @given(st.integers(2, 20), st.integers(2, 20), SEEDS)
-@settings(deadline=None)
 def test_real_layout_of_a_smaller_band_is_a_prefix(K1, K2, seed):
     """Changing resolution is slicing of the real coefficients (initial.from_file relies on it)."""
     small, large = circle(min(K1, K2)), circle(max(K1, K2))
@@ -199,7 +193,6 @@ def test_real_layout_of_a_smaller_band_is_a_prefix(K1, K2, seed):
 
 
 @given(WAVENUMBERS, SEEDS)
-@settings(deadline=None)
 def test_quadratic_functionals_match_quadrature(K, seed):
     """degree_energy, inner, mean, real coefficients against Σ_j w_j (…) on the grid (exact for band 2K), to 1e-13."""
     M = circle(K)
@@ -227,7 +220,6 @@ def test_real_index_rejects_modes_off_the_circle(mode):
 
 
 @given(WAVENUMBERS, SEEDS, st.floats(-10, 10))
-@settings(deadline=None)
 def test_rotation_shifts_the_field(K, seed, angle):
     M = circle(K)
     c = random_coefficients(K, seed)
@@ -259,7 +251,7 @@ def test_growth_rate_reference_values():
 
 
 @given(MODELS, st.sampled_from([-4.0, 0.0, 0.7, 6.0]), SEEDS)
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 def test_velocity_is_the_particle_velocity_of_the_mean_field(model, beta, seed):
     """The token velocity of the density (USA): X(θ) = -∫ e^{β cos(θ-φ)} sin(θ-φ) ρ(φ) dσ(φ); SA divides by ∫ e^{β cos(θ-φ)} ρ dσ.
     The integrals by the trapezoid rule on 512 points: spectrally accurate (error ~ I_512(|β|) ≈ 0),
@@ -281,7 +273,7 @@ def test_velocity_is_the_particle_velocity_of_the_mean_field(model, beta, seed):
 
 
 @given(MODELS, st.sampled_from([-3.0, 0.0, 2.0, 8.0]), SEEDS, st.floats(0, 2 * np.pi))
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 def test_rhs_is_equivariant(model, beta, seed, angle):
     """O(2)-equivariance: F(reflect c) = reflect F(c) with θ → -θ (c_k → conj c_k), and
     F(rotate c) = rotate F(c). Rotations by any angle are exact for USA (every product is band-limited and
@@ -448,7 +440,7 @@ def angular_distance(a, b):
 
 
 @given(bumps_on_the_circle())
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 def test_clusters_on_the_circle(bumps):
     """Count, positions and masses of a mixture of von Mises bumps. A bump's mass outside its basin
     (≥ 0.3 from its centre, 6 widths) is < 1e-7 and the quadrature is exact to round-off: masses to 1e-6.
@@ -466,7 +458,7 @@ def test_clusters_on_the_circle(bumps):
 
 
 @given(SEEDS)
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 def test_no_clusters_in_near_uniform_or_flat_data(seed):
     """ρ < 2 everywhere (uniform plus noise, a broad bump) holds no cluster, a bump reaching 2.7 one; a tie
     between two neighbouring grid points is one peak, not two."""
@@ -538,7 +530,7 @@ def test_clusters_on_the_sphere_across_the_seam_and_at_the_poles():
 
 @given(st.integers(1, 8), st.floats(0, 2 * np.pi), SEEDS)
 @example(k=2, theta0=2 * np.pi, seed=0)  # the seam: arg c_k = -0 once gave the angle 2π
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 def test_predicted_cluster_angles_are_the_peaks_of_the_dominant_mode(k, theta0, seed):
     """ρ ∝ exp(κ cos k(θ-θ0)) plus weaker modes: its k-fold peaks θ0 + 2πj/k are the predicted angles
     (from the phase of c_k alone), and the detected clusters sit there (to 1e-2 rad: the weaker modes
@@ -560,7 +552,7 @@ def test_predicted_cluster_angles_are_the_peaks_of_the_dominant_mode(k, theta0, 
 
 
 @given(st.floats(0.15, 1.5), st.floats(0.3, 1.0), st.floats(20.0, 200.0), st.floats(0, 2 * np.pi))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 def test_two_bumps_are_two_clusters_when_the_density_halves_between_them(gap, ratio, kappa, where):
     """Two von Mises bumps: two clusters iff the density between them (the saddle: the higher of the minima
     along the two arcs) is at most half the lower peak, found by brute force on the grid."""

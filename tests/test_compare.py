@@ -11,7 +11,7 @@ from spherepde import compare, linear
 from spherepde.harmonics import harmonic_dimension
 from spherepde.errors import InputError
 
-SETTINGS = settings(deadline=None, max_examples=40)
+SETTINGS = settings(max_examples=40)
 WINDOW = 0.05  # compare_spectrum's default max_amplitude
 
 

@@ -122,7 +122,7 @@ def test_bad_input_names_the_key(raw, key):
 
 @given(st.sampled_from([("model", "beta"), ("domain", "lmax"), ("time", "t_end"), ("time", "save_every"), ("initial", "amplitude")]),
        st.one_of(st.text(max_size=5), st.booleans(), st.lists(st.integers(), max_size=2), st.just(math.nan)))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 def test_wrong_types_are_input_errors(where, value):
     section, key = where
     with pytest.raises(InputError, match=f"{section}.{key}"):

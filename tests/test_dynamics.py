@@ -61,7 +61,7 @@ def test_energy_nondecreasing_along_runs(simulate, model, beta):
 
 
 @given(models, st.sampled_from([-3.0, 0.0, 1.5, 5.0]), st.integers(0, 10**6))
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 def test_energy_dissipation_identity(model, beta, seed):
     """dE_β/dt = (1/β) Σ ĥ_l ⟨ρ_l, ∂ₜρ_l⟩ equals ∫ (K∗ρ)^s |X|² ρ dσ (docs/mathematics.md, "Energy").
 
@@ -86,7 +86,7 @@ def test_energy_dissipation_identity(model, beta, seed):
 
 @given(models, st.sampled_from([-2.0, 1.0, 6.0]), st.integers(0, 10**6),
        st.floats(0, 2 * np.pi), st.floats(0.1, np.pi), st.floats(0, 2 * np.pi))
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15)
 def test_rhs_is_rotation_equivariant(model, beta, seed, a, b, g):
     """RHS(Rρ) = R RHS(ρ) for identity matrices (O(3)-equivariance).
 
@@ -142,7 +142,7 @@ def test_antipodal_symmetry_is_preserved(simulate):
 
 
 @given(st.sampled_from([-2.0, 0.5, 3.0]), st.integers(0, 10**6))
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15)
 def test_entropy_identity_for_usa(beta, seed):
     """d/dt ∫ρ log ρ dσ = (1/β) Σ_l l(l+1) ĥ_l E_l for noise-free USA (docs/mathematics.md, "Energy").
 
@@ -162,7 +162,7 @@ def test_entropy_identity_for_usa(beta, seed):
 
 
 @given(models, st.floats(-700, 700), st.sampled_from([31, 127, 255]))
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 def test_kernel_multipliers_never_make_subnormal_products(model, beta, lmax):
     """Every multiplier of the RHS is 0 or ≥ 1e-150 of the largest (a product with a coefficient of size
     ≥ 1e-150 stays a normal number, ≥ 2.2e-308), and the flushed ones are invisible: each is below 1e-150

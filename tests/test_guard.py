@@ -28,7 +28,7 @@ def with_tail(share: float) -> np.ndarray:
 
 
 @given(st.floats(1e-9, 1e-3), st.floats(0.5, 2.0))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 def test_tail_guard_fires_exactly_above_its_limit(initial_tail, factor):
     """Limit = max(max_tail_energy, 10 × the initial tail) (≤ 1e-2 here); below it the step passes,
     above it the run stops."""
@@ -44,7 +44,7 @@ def test_tail_guard_fires_exactly_above_its_limit(initial_tail, factor):
 
 
 @given(st.floats(-1.0, 1.0), st.floats(0.1, 100.0))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 def test_negative_density_guard(low_over_high, high):
     """The run stops iff min ρ < -max_negative_density · max ρ."""
     guard = ResolutionGuard(NUMERICS, S, 0.0)
@@ -57,7 +57,7 @@ def test_negative_density_guard(low_over_high, high):
 
 
 @given(st.floats(-16.0, 0.0), st.floats(-16.0, 0.0), st.booleans(), st.floats(-16.0, -3.0))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 def test_the_switch_to_points_comes_before_the_guard(log_tail, log_undershoot, undershoots, log_initial_tail):
     """Wherever the guard would stop a run, a run that may continue as weighted points has switched already: the
     switch's thresholds lie below the guard's for every initial tail. Tails and undershoot are drawn on a log scale,

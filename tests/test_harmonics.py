@@ -61,7 +61,7 @@ def test_closed_forms_on_s2():
 
 
 @given(st.floats(0.01, 50.0), st.integers(2, 6))
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 def test_parity_under_beta_sign(beta, d):
     """ĥ_l(−β) = (−1)^l ĥ_l(β)."""
     l = np.arange(9)
@@ -124,7 +124,7 @@ def derivative_series(l, beta, d):
 
 
 @given(st.sampled_from([2, 3, 4, 5]), st.one_of(st.just(0.0), st.floats(-60, 60, allow_subnormal=False)))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 def test_funk_hecke_derivative_matches_the_power_series(d, beta):
     """All terms of the series have one sign: it is accurate to a few ulps, and the recurrence
     ĥ_{l+1} + (l/β)ĥ_l adds two terms of one sign, each to ≈1e-12 (model.log_funk_hecke)."""
@@ -134,7 +134,7 @@ def test_funk_hecke_derivative_matches_the_power_series(d, beta):
 
 
 @given(st.sampled_from([2, 3]), st.floats(-40, 40).filter(lambda b: abs(b) > 0.05))
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 def test_funk_hecke_derivative_is_the_derivative_of_funk_hecke(d, beta):
     """Central difference with h = 1e-5(1+|β|): the truncation h²|ĥ'''|/6 (≤ 1e-8 relative) and
     the error 1e-12|ĥ|/h of the differenced values (≤ 1e-7 relative) are below the 1e-6 asked."""
@@ -172,7 +172,7 @@ def test_zonal_harmonics_are_normalized_gegenbauer_polynomials(d):
 
 
 @given(d=st.integers(2, 4096), l=st.integers(0, 40))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 def test_zonal_harmonic_at_the_pole_is_the_root_of_the_dimension(d, l):
     """The addition theorem at x = y: Y_l(1)² = N(d, l), for every d up to 4096 (no overflow)."""
     Y = zonal_harmonics(np.ones(1), l, d)[l, 0]

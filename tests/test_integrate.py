@@ -223,7 +223,7 @@ def test_steps_below_the_resolution_of_t_advance_it_by_compensated_summation():
     np.testing.assert_allclose(y[0], [math.cos(angle), math.sin(angle)], atol=1e-5)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(shape=st.sampled_from([(7,), (5, 3), (1,), (4, 2)]), complex_=st.booleans(), seed=st.integers(0, 2**31),
        coefficients=st.lists(st.sampled_from([0.0, 0.5, -1.0, 1 / 6, 2.0]), min_size=1, max_size=7))
 def test_stage_combination_is_y_plus_h_sum_of_a_k(shape, complex_, seed, coefficients):

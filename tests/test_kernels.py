@@ -39,7 +39,7 @@ def reference(x, y, w, beta, B, V, normalized):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(n=st.integers(1, 30), d=st.integers(2, 5), beta=st.one_of(st.just(0.0), st.floats(-6, 6)),
        name=st.sampled_from(["SA", "USA"]), seed=SEEDS, identity=st.booleans(), block=st.one_of(st.none(), st.integers(1, 9)))
 def test_weighted_velocity_equals_the_double_loop(backend, n, d, beta, name, seed, identity, block):
@@ -131,7 +131,7 @@ def test_compiled_kernel_is_independent_of_the_thread_count(monkeypatch):
         monkeypatch.undo()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(n=st.integers(1, 30), d=st.integers(2, 5), beta=st.one_of(st.just(0.0), st.floats(-6, 6)),
        name=st.sampled_from(["SA", "USA"]), seed=SEEDS, identity=st.booleans())
 def test_pairwise_velocity_equals_the_double_loop(n, d, beta, name, seed, identity):

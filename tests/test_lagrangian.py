@@ -52,7 +52,7 @@ def test_points_of_a_density_move_with_its_velocity(M, name):
 
 
 @given(st.integers(0, 2**31), st.floats(1e-12, 0.05))
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 def test_merge_adds_weights_and_bounds_the_w2_move(seed, distance):
     """Points within ``distance`` merge into their weighted mean: the weights add, each group's direction Σ w x is
     kept, every remaining pair is at least ``distance`` apart, and merged_w2 is √(Σ_j w_j d(x_j, m)²)."""

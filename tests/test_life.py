@@ -49,7 +49,7 @@ def test_labels_group_rows_at_the_same_position():
 
 
 @given(st.floats(0.5, 5.0), st.integers(0, 2**31))
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 def test_contraction_fits_the_rate_of_points_that_contract_exactly(rate, seed):
     """Points at angles θ_i e^{−rt/2} about one axis (symmetric, equal weights, so the mean stays on the axis), then
     one point: the spread is Σ w (2 sin(θ_i e^{−rt/2}/2))² = e^{−rt} Σ w θ_i² (1 + O(spread)); fitted in the

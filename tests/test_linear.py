@@ -18,7 +18,7 @@ from spherepde import linear
 from spherepde.errors import InputError
 from spherepde.harmonics import log_funk_hecke
 
-SETTINGS = settings(deadline=None, max_examples=60)
+SETTINGS = settings(max_examples=60)
 
 
 def log_funk_hecke_decimal(l: int, beta: float, d: int) -> float:

@@ -14,7 +14,7 @@ def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     return len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80)
 @given(seed=st.integers(0, 2**31), d=st.sampled_from([2, 3, 5]), k=st.integers(1, 12), log_width=st.floats(-9, 0),
        log_chord=st.floats(-7, 0), n=st.sampled_from([1, 2, 50, 400, 1500]), duplicates=st.booleans())
 def test_components_equal_those_of_the_pair_graph(seed, d, k, log_width, log_chord, n, duplicates):

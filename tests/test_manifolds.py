@@ -85,7 +85,7 @@ def test_the_uniform_density_is_coefficient_zero(M):
 
 
 @given(seed=SEEDS)
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10)
 def test_transforms_round_trip_and_parseval(M, seed):
     a = random_real(M, seed)
     c = M.from_real_coefficients(a)
@@ -114,7 +114,7 @@ def test_real_layout(M):
 
 
 @given(seed=SEEDS)
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10)
 def test_divergence_of_the_gradient_is_the_laplacian(M, seed):
     """div ∇u = Δu = −l(l+d−2) u for band-limited u (each real harmonic of degree l)."""
     c = M.from_real_coefficients(random_real(M, seed, decay=2.0))
@@ -124,7 +124,7 @@ def test_divergence_of_the_gradient_is_the_laplacian(M, seed):
 
 
 @given(seed=SEEDS)
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10)
 def test_divergence_integrates_to_zero(M, seed):
     """∫ div v dσ = 0 for any grid field v (the flux form conserves mass to round-off)."""
     rng = np.random.default_rng(seed)
@@ -229,7 +229,7 @@ def random_points(M, n, seed):
 
 
 @given(seed=SEEDS)
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=5)
 def test_point_sums_agree_with_the_grid_and_the_harmonics(M, seed):
     """locate(x): the synthesis equals the grid values at the grid points, a point measure's coefficients
     are Σ_j w_j Y(x_j) (harmonics() at the points), and the coefficients of the quadrature measure

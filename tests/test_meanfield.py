@@ -12,7 +12,7 @@ from spherepde.errors import InputError
 from spherepde.harmonics import harmonic_dimension
 from spherepde.manifolds import Circle, Sphere
 
-SETTINGS = settings(deadline=None, max_examples=40)
+SETTINGS = settings(max_examples=40)
 
 MANIFOLDS = {3: Sphere, 2: Circle}
 

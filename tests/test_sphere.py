@@ -52,7 +52,7 @@ def test_gradient_of_coordinate_function():
 
 
 @given(st.integers(0, 10**6), st.floats(0, 2 * np.pi), st.floats(0, np.pi), st.floats(0, 2 * np.pi))
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 def test_rotation_is_an_isometry_of_each_degree(seed, a, b, g):
     c = S.from_real_coefficients(random_field(seed))
     r = S.rotate(c, a, b, g)
@@ -87,7 +87,7 @@ def test_bad_mode_names_the_mode():
         S.real_index(3, 4)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 @given(lmax=st.sampled_from([31, 63, 100]), degree=st.integers(2, 30), exact=st.booleans(), seed=st.integers(0, 2**31))
 def test_the_band_on_a_larger_grid_equals_shtns_without_its_polar_threshold(lmax, degree, exact, seed):
     """The kernel's band (ducc0's Legendre sums + one inverse FFT per latitude) against SHTns' own transforms at the low

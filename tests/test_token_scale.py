@@ -33,7 +33,7 @@ def tokens(n, d, seed, layout="spread"):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(beta=st.floats(-50, 200), name=st.sampled_from(["SA", "USA"]), d=st.sampled_from([2, 3]),
        n=st.sampled_from([3, 40, 700, 3000]), seed=st.integers(0, 2**31), general_v=st.booleans(),
        layout=st.sampled_from(["spread", "clustered", "cap"]))

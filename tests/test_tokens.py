@@ -80,7 +80,7 @@ def reference_velocity(x, beta, model, Q, K, V):
 # ------------------------------------------------------------------------ velocity
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(n=st.integers(1, 12), d=st.integers(2, 5), beta=BETAS, model=MODELS, seed=SEEDS,
        block=st.integers(1, 14), identity=st.booleans(), backend=BACKENDS)
 def test_blocked_velocity_equals_double_loop(n, d, beta, model, seed, block, identity, backend):
@@ -93,7 +93,7 @@ def test_blocked_velocity_equals_double_loop(n, d, beta, model, seed, block, ide
     assert np.all(np.abs(v - ref).max(axis=1) <= 1e-12 * (bound + 1e-300))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(n=st.integers(1, 20), d=st.integers(2, 5), seed=SEEDS)
 def test_sa_and_usa_agree_at_beta_zero(n, d, seed):
     """At β = 0 both read ẋ_i = P_{x_i} V x̄, for any Q, K, V."""
@@ -106,7 +106,7 @@ def test_sa_and_usa_agree_at_beta_zero(n, d, seed):
         assert np.abs(velocity(x, 0.0, model, Q, K, V) - expected).max() < 1e-13
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(n=st.integers(1, 20), beta=st.floats(-5.0, 5.0), seed=SEEDS)
 def test_circle_usa_closed_form(n, beta, seed):
     """d = 2, identity: θ̇_i = −(1/n) Σ_j e^{β cos(θ_i−θ_j)} sin(θ_i−θ_j)."""
@@ -119,7 +119,7 @@ def test_circle_usa_closed_form(n, beta, seed):
     assert np.abs(velocity(x, beta, "USA") - expected).max() < 1e-13 * math.exp(abs(beta))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(n=st.integers(1, 15), d=st.integers(2, 5), beta=BETAS, model=MODELS, seed=SEEDS)
 def test_velocity_is_tangent_and_equivariant(n, d, beta, model, seed):
     """v(Rx; RQRᵀ, RKRᵀ, RVRᵀ) = R v(x; Q, K, V) for every orthogonal R, and ⟨x_i, v_i⟩ = 0."""
@@ -187,7 +187,7 @@ def term_scale(x, beta, model, Q, K, V):
 
 
 @NEEDS_NUMBA
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(n=st.integers(1, 40), d=st.integers(2, 5), beta=st.one_of(st.just(0.0), st.floats(-6.0, 6.0)),
        model=MODELS, seed=SEEDS, block=st.integers(1, 45), identity=st.booleans())
 def test_compiled_kernel_equals_numpy(n, d, beta, model, seed, block, identity):
@@ -234,7 +234,7 @@ def simulate_angle(beta, model, phi0, d, t_end):
     return t, np.arctan2(cross, np.einsum("td,td->t", x[:, 0], x[:, 1]))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(beta=st.floats(-3.0, 3.0), model=MODELS, phi0=st.floats(0.2, 3.0), d=st.integers(2, 4))
 def test_two_tokens_follow_the_reduced_ode(beta, model, phi0, d):
     """Two tokens stay in their plane and their angle φ obeys (from the token equations)
@@ -282,7 +282,7 @@ def test_adaptive_error_follows_rtol(model):
     assert errors[0] > errors[1] > errors[2]
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 @given(n=st.integers(2, 12), d=st.integers(2, 4), beta=st.floats(-2.0, 3.0), model=MODELS,
        seed=SEEDS, method=st.sampled_from(["rk4", "dopri5"]))
 def test_rotated_tokens_give_rotated_trajectories(n, d, beta, model, seed, method):
@@ -299,7 +299,7 @@ def test_rotated_tokens_give_rotated_trajectories(n, d, beta, model, seed, metho
     assert np.abs(np.linalg.norm(x, axis=2) - 1).max() < 4 * EPS  # tokens stay on the sphere
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(n=st.integers(3, 25), d=st.integers(2, 4), beta=st.floats(-3.0, 4.0), model=MODELS,
        seed=SEEDS)
 def test_energy_is_non_decreasing(n, d, beta, model, seed):
@@ -311,7 +311,7 @@ def test_energy_is_non_decreasing(n, d, beta, model, seed):
     assert np.all(np.diff(e) >= -1e-12 * np.abs(e[:-1])), np.diff(e)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15)
 @given(n=st.integers(2, 15), d=st.integers(2, 4), beta=st.floats(-3.0, 3.0), model=MODELS,
        seed=SEEDS)
 def test_energy_rate(n, d, beta, model, seed):
@@ -495,7 +495,7 @@ def test_bad_input_raises_input_error(call, needle):
 # ------------------------------------------------------------------------ diagnostics
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(n=st.integers(1, 30), d=st.integers(2, 5), beta=st.floats(-20.0, 20.0), seed=SEEDS,
        block=st.integers(1, 31))
 def test_pair_diagnostics_match_double_loops(n, d, beta, seed, block):
@@ -533,7 +533,7 @@ def test_energy_at_large_and_small_beta():
         assert energy(x, beta) == pytest.approx(series, abs=1e-11)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(n=st.integers(1, 40), d=st.integers(2, 4), seed=SEEDS, delta=st.floats(1e-3, 0.5),
        block=st.integers(1, 41))
 def test_clusters_are_graph_components(n, d, seed, delta, block):
@@ -575,7 +575,7 @@ def harmonic_dimension_theory(d, l):
     return (2 * l + d - 2) * math.factorial(l + d - 3) // (math.factorial(l) * math.factorial(d - 2))
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 @given(n=st.integers(1, 25), d=st.integers(2, 6), seed=SEEDS, lmax=st.integers(0, 8))
 def test_spectrum_is_the_addition_theorem_sum(n, d, seed, lmax):
     """Against N(d,l)/n² Σ_ij C_l^{ν}(t)/C_l^{ν}(1) with scipy's Gegenbauer (Chebyshev for d = 2)."""
@@ -590,7 +590,7 @@ def test_spectrum_is_the_addition_theorem_sum(n, d, seed, lmax):
                                atol=1e-12 * harmonic_dimension_theory(d, lmax))
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 @given(n=st.integers(1, 25), seed=SEEDS)
 def test_spectrum_from_harmonics_on_circle_and_sphere(n, seed):
     """Σ_m ρ_lm² from the harmonics themselves.

@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 from bench_run import configuration
-from timing import best_time, end_line, machine_line
+from timing import best_time, end_line, machine_line, transform_pair
 
 from spherepde import solver
 from spherepde.manifolds.sphere import Sphere, _Band
@@ -35,7 +35,6 @@ def main():
             L, shape = attention.band.lmax, sphere.grid_shape
             bands = {"SHTns": Sphere(L, 1, shape), "ducc0": _Band(L, 1, shape)}
             p = c[attention.select] * attention.potential
-            f, spec = np.empty(shape), np.empty(sphere.size, complex)
 
             def rhs(band):
                 attention.band = band
@@ -43,7 +42,7 @@ def main():
 
             own = attention.band
             X = tuple(x.copy() for x in equation.velocity(c)[1])
-            timers = {"pair": lambda: (sphere._sh.SH_to_spat(c, f), sphere._sh.spat_to_SH(f, spec)),
+            timers = {"pair": transform_pair(sphere, c),
                       "rho": lambda: sphere.synthesis(c), "flux": lambda: sphere.divergence(X),
                       "band": lambda: (own.gradient(p), own.synthesis(p) if name == "SA" else None),
                       "rhs": lambda: rhs(own)}

@@ -21,7 +21,7 @@ import argparse
 
 import numpy as np
 from bench_run import configuration
-from timing import best_time, end_line, machine_line
+from timing import best_time, end_line, machine_line, transform_pair
 
 from spherepde import solver
 
@@ -70,8 +70,7 @@ def main():
         ways = formulations(equation, c)
         reference = ways["vector"]().copy()
         difference = max(np.max(np.abs(ways[name]() - reference)) for name in names[1:]) / np.max(np.abs(reference))
-        f, spec = np.empty(sphere.grid_shape), np.empty(sphere.size, complex)
-        timers = {"pair": lambda: (sphere._sh.SH_to_spat(c, f), sphere._sh.spat_to_SH(f, spec)), **ways}
+        timers = {"pair": transform_pair(sphere, c), **ways}
         best = dict.fromkeys(timers, np.inf)
         for _ in range(args.rounds):  # interleaved: a change of load hits all alike
             for key, fn in timers.items():

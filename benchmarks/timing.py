@@ -1,4 +1,4 @@
-"""The timer the benchmarks share, and the machine lines they print first and last."""
+"""The timer the benchmarks share, the transform pair they measure in, and the machine lines they print first and last."""
 import os
 import platform
 import time
@@ -21,6 +21,13 @@ def best_time(fn, repeat: int) -> float:
     number, _ = timer.autorange()
     number = max(1, number // 4)
     return min(timer.repeat(repeat=repeat, number=number)) / number
+
+
+def transform_pair(sphere, c):
+    """One SHTns scalar synthesis of the coefficients c and one analysis of the result on ``sphere``'s grid, into
+    buffers allocated once: the unit in which the right-hand side's parts are counted."""
+    f, spec = np.empty(sphere.grid_shape), np.empty(sphere.size, complex)
+    return lambda: (sphere._sh.SH_to_spat(c, f), sphere._sh.spat_to_SH(f, spec))
 
 
 def stretch_time(fn, calls: int) -> float:

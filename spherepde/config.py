@@ -24,6 +24,7 @@ from .integrate import SCHEMES, save_times
 from .kernels import numba_available, spectral_gap
 from .manifolds import MANIFOLDS, manifold_class
 from .model import CLOCKS, MODELS, AttentionModel
+from .tokens.field import BACKENDS as TOKEN_BACKENDS
 
 #: The kernel must be resolved: |ĥ_l| < KERNEL_TOL · ĥ_0 beyond lmax.
 KERNEL_TOL = 1e-8
@@ -484,7 +485,6 @@ def resolve(config: dict) -> RunConfig:
 # --------------------------------------------------------------------------- a token run
 
 TOKEN_INITS = ("uniform", "lattice", "points", "density", "quantile")
-TOKEN_BACKENDS = ("auto", "numpy", "numba", "spectral")
 DEFAULT_TOKENS = 1000
 
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import TOKEN_BACKENDS as BACKENDS
 from ..errors import InputError, NumericalFailure
-from ..kernels import DirectSum, DirectVelocity, SpectralVelocity, direct_backend, spectral_degree, spectral_gap
+from ..kernels import DIRECT_BACKENDS, DirectSum, DirectVelocity, SpectralVelocity, direct_backend, spectral_degree, spectral_gap
 from ..manifolds import for_points
 from ..model import AttentionModel
 from .points import as_beta, as_integer, as_points
 
+
+#: The velocity backends a token run can name: "auto" resolves to one of the others (:func:`resolve_backend`).
+BACKENDS = ("auto", *DIRECT_BACKENDS, "spectral")
 
 #: "auto" uses the harmonic sums from this many tokens on (where they apply and the kernel's band L has
 #: L² ≤ 2n): measured side by side (benchmarks/bench_points.py) they are as fast as the direct sums at

@@ -1,14 +1,17 @@
 """The kernel's band on a large Gauss grid: ducc0's Legendre sums + one inverse FFT per latitude (spherepde's
 ``Sphere.truncated`` from BAND_POINTS grid points on) against SHTns' transform truncated at the same degree.
 
-For lmax = 63, 127, 255 (β = 9, one thread), on the grid the run uses (the 3/2 grid for SA, the smallest exact
+For lmax = 63, 127, 255 (β = 9, one thread unless ``--threads`` says otherwise), on the grid the run uses (the 3/2 grid for SA, the smallest exact
 grid for USA), in interleaved rounds (the least time of each): the band's synthesis and gradient both ways, and
 one whole right-hand side with either band, as a multiple of one SHTns analysis + synthesis pair at lmax; then where
 the time of a right-hand side with the run's own band goes, in pairs: the synthesis of ρ, the kernel's band fields
 (the gradient, and K̃∗ρ for SA), the analysis of the flux ρX (SHTns' vector analysis) and the rest (the pointwise
 products and quotients, the copies): the first three are the transforms the scheme cannot do without.
 
-    .venv/bin/python benchmarks/bench_band.py [--rounds 5]
+With ``--threads 0`` (all cores) the spheres run SHTns on them and SHTns' band does too, while ducc0's stays on one
+thread (``_Band``): the comparison behind spherepde's choice of SHTns' band for a sphere on several threads.
+
+    .venv/bin/python benchmarks/bench_band.py [--rounds 5] [--threads 1]
 """
 import argparse
 
@@ -23,17 +26,18 @@ from spherepde.manifolds.sphere import Sphere, _Band
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="SHTns threads, 0: all cores (default 1)")
     args = parser.parse_args()
-    ticks = machine_line(", one thread")
+    ticks = machine_line(f", SHTns threads = {args.threads}")
     print(f"{'lmax':>5} {'model':>5} {'grid':>9} {'L':>3} {'synth ducc0/SHTns':>18} {'grad ducc0/SHTns':>17}"
           f" {'RHS/pair SHTns band':>20} {'RHS/pair ducc0 band':>20} {'parts: rho':>11} {'band':>5} {'flux':>5} {'rest':>5}")
     for lmax in (63, 127, 255):
         for name in ("SA", "USA"):
-            sim = solver.Simulation(configuration(name, lmax, steps=1, threads=1))
+            sim = solver.Simulation(configuration(name, lmax, steps=1, threads=args.threads))
             equation, c = sim.equation, sim.initial_state()
             attention, sphere = equation.attention, equation.manifold
             L, shape = attention.band.lmax, sphere.grid_shape
-            bands = {"SHTns": Sphere(L, 1, shape), "ducc0": _Band(L, 1, shape)}
+            bands = {"SHTns": Sphere(L, sphere.threads, shape), "ducc0": _Band(L, 1, shape)}
             p = c[attention.select] * attention.potential
 
             def rhs(band):

@@ -1,5 +1,7 @@
 """The S² discretization beyond the manifold contract (tests/test_manifolds.py): the Gauss grid,
 the sign convention of the real harmonics, the frame, rotation, input errors."""
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -115,3 +117,13 @@ def test_the_band_is_synthesized_by_ducc0_from_band_points_on():
     assert isinstance(Sphere(127).truncated(30), _Band) and 192 * 384 >= BAND_POINTS
     small = Sphere(63).truncated(28)
     assert type(small) is Sphere and small.grid_shape == Sphere(63).grid_shape
+
+
+def test_a_sphere_on_several_threads_keeps_shtns_band_on_its_threads(monkeypatch):
+    """ducc0's band serves one-thread spheres only: on several threads SHTns' truncated transform runs on them.
+    threads = 0 means several threads only where the process may use more than one core."""
+    band = Sphere(127, nthreads=2).truncated(30)
+    assert type(band) is Sphere and band.threads == 2 and band.grid_shape == Sphere(127).grid_shape
+    for cores, kind in [({0}, _Band), ({0, 1}, Sphere)]:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, cores=cores: cores, raising=False)
+        assert type(Sphere(127, nthreads=0).truncated(30)) is kind

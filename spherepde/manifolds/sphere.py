@@ -71,11 +71,18 @@ def _fft_size(n: int) -> int:
         n += 2
 
 
-#: From this many grid points the kernel's band is synthesized by :class:`_Band` (ducc0's Legendre sums and one FFT
-#: per latitude); below, SHTns' truncated transform is faster. Measured at degree 28–30, one thread: synthesis
-#: 0.024 against SHTns' 0.019 ms on 96 × 192, 0.041 against 0.063 ms on 144 × 288, 0.16 against 0.26 ms on
-#: 272 × 560; the gradient likewise (0.039/0.034, 0.076/0.124, 0.32/0.51 ms).
+#: From this many grid points the kernel's band of a one-thread sphere is synthesized by :class:`_Band` (ducc0's
+#: Legendre sums and one FFT per latitude); below, SHTns' truncated transform is faster. Measured at degree 28–30, one
+#: thread: synthesis 0.024 against SHTns' 0.019 ms on 96 × 192, 0.041 against 0.063 ms on 144 × 288, 0.16 against
+#: 0.26 ms on 272 × 560; the gradient likewise (0.039/0.034, 0.076/0.124, 0.32/0.51 ms). A sphere on several threads
+#: keeps SHTns' band, which runs on its threads (benchmarks/bench_band.py --threads 0; docs/performance.md).
 BAND_POINTS = 2**15
+
+
+def _parallel(nthreads: int) -> bool:
+    """Whether SHTns' ``nthreads`` (0: all cores) means more than one thread on this machine."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return nthreads > 1 or (nthreads == 0 and cores > 1)
 
 
 class Sphere(Manifold):
@@ -179,13 +186,13 @@ class Sphere(Manifold):
         return gt, gp
 
     def truncated(self, degree: int) -> "Sphere | None":
-        """The sphere of lmax = ``degree`` on this Gauss grid (:class:`_Band` from BAND_POINTS grid points on): its
-        Legendre sums cost about (degree/lmax) of these (the longitudinal FFTs stay), so the kernel's band (≈ 8√β)
-        is cheap at large lmax."""
+        """The sphere of lmax = ``degree`` on this Gauss grid (:class:`_Band` from BAND_POINTS grid points on, when
+        this sphere's transforms run on one thread): its Legendre sums cost about (degree/lmax) of these (the
+        longitudinal FFTs stay), so the kernel's band (≈ 8√β) is cheap at large lmax."""
         if not 2 <= degree < self.lmax:
             return None
         nlat, nphi = self.grid_shape
-        band = _Band if nlat * nphi >= BAND_POINTS else Sphere
+        band = _Band if nlat * nphi >= BAND_POINTS and not _parallel(self.threads) else Sphere
         return band(degree, self.threads, (nlat, nphi))
 
     def coefficient_indices(self, other: "Manifold") -> np.ndarray:
@@ -337,9 +344,9 @@ class _Band(Sphere):
     """A sphere of low degree on a larger sphere's Gauss grid, for band-limited fields (the kernel's): synthesis as
     ducc0's Legendre sums for m ≤ lmax at the grid's latitudes, then one inverse real FFT of length n_φ per latitude
     whose spectrum above lmax stays zero. SHTns' own synthesis at lmax 30 on 272 × 560 costs 1.5 times as much
-    (measured: docs/performance.md); the values agree to its polar threshold (10⁻¹⁰ relative). On one thread
-    whatever the sphere's: the work is small, and ducc0's threads would compete with SHTns' OpenMP threads, which
-    keep spinning after each transform."""
+    (measured: docs/performance.md); the values agree to its polar threshold (10⁻¹⁰ relative). On one thread: it
+    serves one-thread spheres (:meth:`Sphere.truncated`); on two threads SHTns' band, which runs on them, was faster,
+    and ducc0's threads would compete with SHTns' OpenMP threads, which keep spinning after each transform."""
 
     def __init__(self, lmax: int, nthreads: int, grid_shape: tuple[int, int]):
         super().__init__(lmax, nthreads, grid_shape)

@@ -5,10 +5,12 @@ monotone quantities, cluster count; for token runs the tokens and their diagnost
 ``density_orthographic.png``, ``density.gif`` (and ``density.mp4`` when ffmpeg is installed);
 on the circle and for zonal densities: ``density.png`` (angle × t heat map and line snapshots) and
 ``density.gif``; on all ``energy_per_degree.png``, ``diagnostics.png`` (energy, mass error, density
-range) and ``clusters.png``. Token runs (``spherepde particles``): ``tokens.png`` (d = 3, orthographic
-views) or ``token_angles.png`` (d = 2, angle against time), and ``token_diagnostics.png``.
+range), ``clusters.png`` and ``life.png`` (the whole life against log time, its acts marked). Token runs
+(``spherepde particles``): ``tokens.png`` (d = 3, orthographic views) or ``token_angles.png`` (d = 2, angle
+against time), and ``token_diagnostics.png``.
 The energy is drawn only for models that have a monotone one (AttentionModel.has_energy);
-otherwise its panel says why there is none.
+otherwise its panel says why there is none. Time axes are linear for evenly spaced snapshots and logarithmic
+past the early even steps for log-spaced ones (:func:`time_axis`).
 """
 from __future__ import annotations
 
@@ -58,6 +60,21 @@ def _model(run: dict) -> AttentionModel:
 def snapshot_indices(n: int, count: int = 6) -> list[int]:
     """``count`` snapshot indices spread evenly from the first to the last."""
     return sorted(set(np.linspace(0, n - 1, min(n, count)).round().astype(int).tolist()))
+
+
+def time_axis(ax, t: np.ndarray, axis: str = "x") -> None:
+    """Label the time axis of ``ax`` and scale it as the snapshots are spaced: linear for evenly spaced ones; for
+    log-spaced ones (``[time] save_per_decade``: even steps up to t_s, then a fixed number per decade) linear up to
+    the power of ten at or below t_s and logarithmic after ("symlog"), so that neither the early phase nor the long
+    metastable ones are squashed (and the tick at 0 keeps a decade's room from the next one)."""
+    gaps = np.diff(t)
+    label = "t (depth)"
+    if len(gaps) > 1 and gaps[0] > 0 and gaps.max() > 10 * gaps[0]:
+        t_s = float(t[1:][gaps > 1.01 * gaps[0]][0])  # where the even steps end: the first longer gap starts here
+        linear = 10.0 ** np.floor(np.log10(t_s))
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("symlog", linthresh=linear)
+        label = f"t (depth; linear to {linear:g}, log after)"
+    (ax.set_xlabel if axis == "x" else ax.set_ylabel)(label)
 
 
 def _cell_edges(centres: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -117,7 +134,7 @@ def line_density(path, out: Path, count: int = 6) -> Path:
                         rasterized=True)
     fig.colorbar(mesh, ax=a, label="ρ (relative to uniform, log scale)")
     a.set_xlabel(label)
-    a.set_ylabel("t (depth)")
+    time_axis(a, t, "y")
     for i in snapshot_indices(len(t), count):
         b.plot(theta, rho[i], label=f"t = {t[i]:g}")
     b.set_xlabel(label)
@@ -135,7 +152,7 @@ def energy_per_degree(path, out: Path, degrees: int = 10) -> Path:
     fig, (a, b) = _subplots(1, 2, (11, 4))
     for l in range(1, min(degrees, lmax) + 1):  # tab10: ten colours told apart in print
         a.semilogy(t, spectrum[:, l], color=matplotlib.colormaps["tab10"]((l - 1) % 10), label=f"l = {l}")
-    a.set_xlabel("t (depth)")
+    time_axis(a, t)
     a.set_ylabel("energy per degree E_l = Σ_m a_lm²")
     a.legend(fontsize=7, ncol=2)
     a.grid(alpha=0.3)
@@ -146,7 +163,7 @@ def energy_per_degree(path, out: Path, degrees: int = 10) -> Path:
     mesh = b.pcolormesh(edges_l, edges_t, logs, cmap="viridis", shading="flat", vmin=max(logs.min(), logs.max() - 20), rasterized=True)
     fig.colorbar(mesh, ax=b, label="log10 E_l")
     b.set_xlabel("degree l")
-    b.set_ylabel("t (depth)")
+    time_axis(b, t, "y")
     fig.suptitle(f"energy per degree, {_title(run)}")
     return _save(fig, out / "energy_per_degree.png")
 
@@ -166,7 +183,7 @@ def diagnostics(path, out: Path) -> Path:
     axes[2].set_title("density range", fontsize=9)
     axes[2].legend(fontsize=8)
     for ax in axes:
-        ax.set_xlabel("t (depth)")
+        time_axis(ax, t)
         ax.grid(alpha=0.3)
     fig.suptitle(_title(run))
     return _save(fig, out / "diagnostics.png")
@@ -295,7 +312,7 @@ def clusters(path, out: Path) -> Path:
     t, diag = run["t"], run["diagnostics"]
     fig, ax = _subplots(1, 1, (6.5, 3.8), "constrained")
     ax.step(t, diag["clusters"], where="mid", color="C0", lw=2)
-    ax.set_xlabel("t (depth)")
+    time_axis(ax, t)
     ax.set_ylabel("number of clusters", color="C0")
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_ylim(bottom=0)
@@ -476,7 +493,7 @@ def token_angles(path, out: Path) -> Path:
     ax.set_xlim(t[0], t[-1] if t[-1] > t[0] else t[0] + 1)
     ax.set_ylim(0, 2 * np.pi)
     ax.set_yticks(np.arange(5) * np.pi / 2, ["0", "π/2", "π", "3π/2", "2π"])
-    ax.set_xlabel("t (depth)")
+    time_axis(ax, t)
     ax.set_ylabel("token angle θ_i (rad)")
     fig.colorbar(collection, ax=ax, label="initial angle θ_i(0) (rad)")
     ax.set_title(f"token angles, {_token_title(run, angles.shape[1])}", fontsize=10)
@@ -501,7 +518,7 @@ def token_diagnostics(path, out: Path) -> Path:
         ax.set_ylabel(label)
         ax.set_title(title, fontsize=9)
     for ax in axes:
-        ax.set_xlabel("t (depth)")
+        time_axis(ax, t)
         ax.grid(alpha=0.3)
     fig.suptitle(_token_title(run, io.read_points(path, -1).shape[0]))
     return _save(fig, out / "token_diagnostics.png", tight=False)

@@ -9,6 +9,7 @@ from PIL import Image
 
 from conftest import make_config
 from spherepde import config, io, plot, solver
+from spherepde.integrate import save_times
 
 SPHERE = ["density_maps.png", "density_orthographic.png", "energy_per_degree.png", "diagnostics.png",
           "clusters.png", "life.png", "density.gif"]
@@ -248,3 +249,34 @@ def test_plotting_leaves_the_matplotlib_backend_alone(tmp_path):
             "assert dict.__getitem__(matplotlib.rcParams, 'backend') is backend")
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "f.png")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("times, scale, linthresh", [
+    (save_times(50.0, 0.5), "linear", None),  # evenly spaced: a linear axis
+    (save_times(50.0, 0.5)[:-1].tolist() + [49.9], "linear", None),  # a shorter last step changes nothing
+    (save_times(1e6, 1.0, save_per_decade=10), "symlog", 1.0),  # even steps to t_s = 4 (Δ/(10^0.1 − 1) = 3.9)
+    (save_times(1e9, 1.0, save_per_decade=8, log_from=50.0), "symlog", 10.0),  # to t_s = 50
+])
+def test_time_axes_follow_the_spacing_of_the_snapshots(times, scale, linthresh):
+    """Log-spaced snapshots get a time axis linear up to the power of ten at or below the end of their even steps
+    and logarithmic after; evenly spaced ones a linear axis."""
+    fig, (ax, bx) = plot._subplots(1, 2, (6, 3))
+    plot.time_axis(ax, np.asarray(times))
+    plot.time_axis(bx, np.asarray(times), "y")
+    for axis in (ax.xaxis, bx.yaxis):
+        assert axis.get_scale() == scale
+        if linthresh is not None:
+            assert axis.get_transform().linthresh == linthresh
+            assert axis.get_label_text() == f"t (depth; linear to {linthresh:g}, log after)"
+    assert ax.yaxis.get_scale() == bx.xaxis.get_scale() == "linear"
+
+
+def test_figures_of_a_log_sampled_run_have_log_time_axes(tmp_path, figures):
+    """A run saved log-spaced (save_per_decade) is drawn against a log time axis in every time series and heat map."""
+    path = tmp_path / "run.h5"
+    solver.run(make_config(beta=4.0, kind="circle", lmax=16, t_end=1e3, save_every=0.5, save_per_decade=4), path)
+    for draw in (plot.line_density, plot.energy_per_degree, plot.diagnostics, plot.clusters):
+        draw(path, tmp_path)
+    density, spectrum, diagnostics, clusters = (fig.axes for fig in figures)
+    time_axes = [density[0].yaxis, spectrum[0].xaxis, spectrum[1].yaxis, *(ax.xaxis for ax in diagnostics), clusters[0].xaxis]
+    assert [axis.get_scale() for axis in time_axes] == ["symlog"] * 7

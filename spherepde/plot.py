@@ -73,6 +73,8 @@ def time_axis(ax, t: np.ndarray, axis: str = "x") -> None:
         t_s = float(t[1:][gaps > 1.01 * gaps[0]][0])  # where the even steps end: the first longer gap starts here
         linear = 10.0 ** np.floor(np.log10(t_s))
         (ax.set_xscale if axis == "x" else ax.set_yscale)("symlog", linthresh=linear)
+        # from the first snapshot: symlog's autoscaling margins may otherwise reach a decade of negative times
+        (ax.set_xlim if axis == "x" else ax.set_ylim)(t[0], None)
         label = f"t (depth; linear to {linear:g}, log after)"
     (ax.set_xlabel if axis == "x" else ax.set_ylabel)(label)
 

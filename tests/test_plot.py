@@ -268,6 +268,7 @@ def test_time_axes_follow_the_spacing_of_the_snapshots(times, scale, linthresh):
         if linthresh is not None:
             assert axis.get_transform().linthresh == linthresh
             assert axis.get_label_text() == f"t (depth; linear to {linthresh:g}, log after)"
+            assert axis.get_view_interval()[0] == times[0]  # no margin of negative times
     assert ax.yaxis.get_scale() == bx.xaxis.get_scale() == "linear"
 
 
@@ -280,3 +281,4 @@ def test_figures_of_a_log_sampled_run_have_log_time_axes(tmp_path, figures):
     density, spectrum, diagnostics, clusters = (fig.axes for fig in figures)
     time_axes = [density[0].yaxis, spectrum[0].xaxis, spectrum[1].yaxis, *(ax.xaxis for ax in diagnostics), clusters[0].xaxis]
     assert [axis.get_scale() for axis in time_axes] == ["symlog"] * 7
+    assert [axis.get_view_interval()[0] for axis in time_axes] == [0.0] * 7

@@ -279,6 +279,7 @@ def test_figures_of_a_log_sampled_run_have_log_time_axes(tmp_path, figures):
     for draw in (plot.line_density, plot.energy_per_degree, plot.diagnostics, plot.clusters):
         draw(path, tmp_path)
     density, spectrum, diagnostics, clusters = (fig.axes for fig in figures)
-    time_axes = [density[0].yaxis, spectrum[0].xaxis, spectrum[1].yaxis, *(ax.xaxis for ax in diagnostics), clusters[0].xaxis]
+    time_axes = [density[0].yaxis, spectrum[0].xaxis, spectrum[1].yaxis, *(ax.xaxis for ax in diagnostics),
+                 clusters[0].xaxis]
     assert [axis.get_scale() for axis in time_axes] == ["symlog"] * 7
     assert [axis.get_view_interval()[0] for axis in time_axes] == [0.0] * 7

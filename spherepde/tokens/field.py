@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError, NumericalFailure
-from ..kernels import DIRECT_BACKENDS, DirectSum, DirectVelocity, SpectralVelocity, direct_backend, spectral_degree, spectral_gap
+from ..kernels import (DIRECT_BACKENDS, DirectSum, DirectVelocity, SpectralVelocity, direct_backend, spectral_degree,
+                       spectral_gap)
 from ..manifolds import for_points
 from ..model import AttentionModel
 from .points import as_beta, as_integer, as_points

@@ -4,9 +4,10 @@
 For lmax = 63, 127, 255 (β = 9, one thread unless ``--threads`` says otherwise), on the grid the run uses (the 3/2
 grid for SA, the smallest exact grid for USA), in interleaved rounds (the least time of each): the band's synthesis
 and gradient both ways, and one whole right-hand side with either band, as a multiple of one SHTns analysis +
-synthesis pair at lmax; then where the time of a right-hand side with the run's own band goes, in pairs: the synthesis of ρ, the kernel's band fields
-(the gradient, and K̃∗ρ for SA), the analysis of the flux ρX (SHTns' vector analysis) and the rest (the pointwise
-products and quotients, the copies): the first three are the transforms the scheme cannot do without.
+synthesis pair at lmax; then where the time of a right-hand side with the run's own band goes, in pairs: the
+synthesis of ρ, the kernel's band fields (the gradient, and K̃∗ρ for SA), the analysis of the flux ρX (SHTns' vector
+analysis) and the rest (the pointwise products and quotients, the copies): the first three are the transforms the
+scheme cannot do without.
 
 With ``--threads 0`` (all cores) the spheres run SHTns on them and SHTns' band does too, while ducc0's stays on one
 thread (``_Band``): the comparison behind spherepde's choice of SHTns' band for a sphere on several threads.

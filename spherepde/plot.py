@@ -67,16 +67,16 @@ def time_axis(ax, t: np.ndarray, axis: str = "x") -> None:
     log-spaced ones (``[time] save_per_decade``: even steps up to t_s, then a fixed number per decade) linear up to
     the power of ten at or below t_s and logarithmic after ("symlog"), so that neither the early phase nor the long
     metastable ones are squashed (and the tick at 0 keeps a decade's room from the next one)."""
+    set_scale, set_limits, set_label = (getattr(ax, f"set_{axis}{part}") for part in ("scale", "lim", "label"))
     gaps = np.diff(t)
     label = "t (depth)"
     if len(gaps) > 1 and gaps[0] > 0 and gaps.max() > 10 * gaps[0]:
         t_s = float(t[1:][gaps > 1.01 * gaps[0]][0])  # where the even steps end: the first longer gap starts here
         linear = 10.0 ** np.floor(np.log10(t_s))
-        (ax.set_xscale if axis == "x" else ax.set_yscale)("symlog", linthresh=linear)
-        # from the first snapshot: symlog's autoscaling margins may otherwise reach a decade of negative times
-        (ax.set_xlim if axis == "x" else ax.set_ylim)(t[0], None)
+        set_scale("symlog", linthresh=linear)
+        set_limits(t[0], None)  # from the first snapshot: symlog's autoscaling margins may reach negative times
         label = f"t (depth; linear to {linear:g}, log after)"
-    (ax.set_xlabel if axis == "x" else ax.set_ylabel)(label)
+    set_label(label)
 
 
 def _cell_edges(centres: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -71,7 +71,7 @@ def time_axis(ax, t: np.ndarray, axis: str = "x") -> None:
     gaps = np.diff(t)
     label = "t (depth)"
     if len(gaps) > 1 and gaps[0] > 0 and gaps.max() > 10 * gaps[0]:
-        t_s = float(t[1:][gaps > 1.01 * gaps[0]][0])  # where the even steps end: the first longer gap starts here
+        t_s = float(t[np.argmin(np.isclose(gaps, gaps[0], rtol=1e-6))])  # where the even steps end
         linear = 10.0 ** np.floor(np.log10(t_s))
         set_scale("symlog", linthresh=linear)
         set_limits(t[0], None)  # from the first snapshot: symlog's autoscaling margins may reach negative times

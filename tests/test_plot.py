@@ -1,9 +1,12 @@
 """Figures of a run: every file of `spherepde plot`, the animation's frames, the projection."""
+import math
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from matplotlib import animation as mpl_animation
 from PIL import Image
 
@@ -270,6 +273,27 @@ def test_time_axes_follow_the_spacing_of_the_snapshots(times, scale, linthresh):
             assert axis.get_label_text() == f"t (depth; linear to {linthresh:g}, log after)"
             assert axis.get_view_interval()[0] == times[0]  # no margin of negative times
     assert ax.yaxis.get_scale() == bx.xaxis.get_scale() == "linear"
+
+
+@given(step=st.floats(1e-3, 10.0), per_decade=st.integers(1, 24), decades=st.integers(2, 9),
+       log_from=st.one_of(st.none(), st.floats(0.0, 1e3)))
+def test_the_linear_part_of_a_log_time_axis_ends_at_the_power_of_ten_below_the_even_steps_end(step, per_decade,
+                                                                                               decades, log_from):
+    """save_times' documented rule: even steps k·Δ up to t_s = mΔ, m = max(1, ⌈switch/Δ⌉) with switch = log_from or
+    Δ/(10^(1/k) − 1), then t_s·10^(j/k). Where the log part grows the gaps tenfold, the axis is linear up to a power of
+    ten L with L ≤ t_s < 10 L."""
+    times = save_times(step * 10.0**decades, step, per_decade, log_from)
+    switch = step / (10 ** (1 / per_decade) - 1) if log_from is None else log_from
+    t_s = step * min(max(1, math.ceil(switch / step * (1 - 1e-12))), len(times) - 1)
+    gaps = np.diff(times)
+    fig, ax = plot._subplots(1, 1, (4, 3))
+    plot.time_axis(ax, times)
+    if gaps.max() <= 10 * gaps[0]:
+        assert ax.xaxis.get_scale() == "linear"
+        return
+    L = ax.xaxis.get_transform().linthresh
+    assert ax.xaxis.get_scale() == "symlog" and math.log10(L) == round(math.log10(L))
+    assert L <= t_s * (1 + 1e-12) < 10 * L
 
 
 def test_figures_of_a_log_sampled_run_have_log_time_axes(tmp_path, figures):

@@ -66,7 +66,7 @@ def snapshot(equation, c: np.ndarray) -> dict:
     spectrum = M.degree_energy(c)
     if model.has_energy:
         rho, X, kr = equation.velocity(c)
-        dissipation = M.speed(X) ** 2 * rho  # |X|² ρ
+        dissipation = M.squared_speed(X) * rho  # |X|² ρ
         # e^{-|β|} ∫ (K∗ρ)^s |X|² ρ dσ, K∗ρ = ĥ_0 K̃∗ρ
         rate = (np.sum(M.weights * kr * dissipation) * math.exp(equation.attention.kernel_log_scale - abs(model.beta))
                 if kr is not None else np.sum(M.weights * dissipation) * math.exp(-abs(model.beta)))

@@ -18,6 +18,8 @@ The product ρX is formed on the grid and its divergence taken spectrally, so th
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .errors import NumericalFailure
@@ -240,5 +242,5 @@ class ContinuityEquation:
         """Advective step limit 1/(lmax · max|X|) at the last evaluation (∞ at rest or before any)."""
         if self._last is None:
             return np.inf
-        rate = self.manifold.lmax * float(np.max(self.manifold.speed(self._last[1])))
+        rate = self.manifold.lmax * math.sqrt(float(np.max(self.manifold.squared_speed(self._last[1]))))
         return np.inf if rate == 0 else 1.0 / rate

@@ -145,9 +145,9 @@ class Manifold(ABC):
     def divergence(self, v: Tangent) -> np.ndarray:
         """Coefficients of div v for the tangent field v on the grid (weak form: exact mass conservation)."""
 
-    def speed(self, v: Tangent) -> np.ndarray:
-        """|v| on the grid."""
-        return np.sqrt(sum(component * component for component in v))
+    def squared_speed(self, v: Tangent) -> np.ndarray:
+        """|v|² = Σ_a v_a² on the grid (the components are in a unit frame)."""
+        return sum(component * component for component in v)
 
     # --------------------------------------------------------------- quadratic functionals
     @abstractmethod

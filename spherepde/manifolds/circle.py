@@ -163,10 +163,6 @@ class Circle(Manifold):
         self._fft.forward()
         return self._band * self._ik_over_n
 
-    def speed(self, v) -> np.ndarray:
-        """|v| on the grid."""
-        return np.abs(v[0])
-
     # quadratic functionals (σ-normalized real coefficients) -------------------
     def degree_energy(self, c: np.ndarray) -> np.ndarray:
         """Σ_m a_km² for k = 0..K: |c_0|², 2|c_k|²."""

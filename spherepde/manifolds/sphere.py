@@ -112,7 +112,7 @@ class Sphere(Manifold):
         self.orders = np.asarray(sh.m, dtype=int)
         # |a|² per coefficient: Σ_m a_lm² = (|c_l0|² + 2 Σ_{m>0} |c_lm|²)/(4π)
         self._energy_weight = np.where(self.orders == 0, 1.0, 2.0) / (4.0 * np.pi)
-        self._laplace = self.degrees * (self.degrees + 1.0)
+        self._laplacian = -self.degrees * (self.degrees + 1.0)  # Δ Y_l^m = −l(l+1) Y_l^m
         base = self.degrees**2 + self.degrees
         self._positive = self.orders > 0
         self._cos = base + self.orders
@@ -205,7 +205,7 @@ class Sphere(Manifold):
         """Coefficients of div v for a tangent field v = (v_θ, v_φ) on the grid: div ∇S = -l(l+1) S."""
         s, t = self._spec
         self._sh.spat_to_SHsphtor(np.ascontiguousarray(v[0]), np.ascontiguousarray(v[1]), s, t)
-        return -self._laplace * s
+        return self._laplacian * s
 
     # quadratic functionals (σ-normalized real coefficients) -------------------
     def degree_energy(self, c: np.ndarray) -> np.ndarray:

@@ -122,9 +122,6 @@ class Zonal(Manifold):
     def divergence(self, v) -> np.ndarray:
         return self._divergence @ v[0]
 
-    def speed(self, v) -> np.ndarray:
-        return np.abs(v[0])
-
     @property
     def tangent_frame(self) -> np.ndarray:
         """e_θ = cos θ e_1 - sin θ e_d at the nodes, shape (1, n, d)."""
